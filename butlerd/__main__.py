@@ -1,0 +1,5 @@
+import sys
+
+from butlerd.cli import main
+
+sys.exit(main())

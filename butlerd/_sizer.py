@@ -1,0 +1,123 @@
+"""Protobuf encoded sizes, computed arithmetically.
+
+The Go bundler decides where bundles split from the encoded size of every
+entry, so we must know those sizes exactly -- without building a protobuf
+object per entry. ``tests/test_sizer.py`` checks every function here against
+``ByteSize()`` of the real messages.
+"""
+
+from __future__ import annotations
+
+from butlerd._events import BinaryContent, Content, DatagramContent, LogEntry, TextContent
+
+
+def varint_len(v: int) -> int:
+    """Encoded length of an unsigned varint; 0 for 0, as the Go bundler counts it."""
+    if v == 0:
+        return 0
+    if v < 0:
+        return 10
+    return (v.bit_length() + 6) // 7
+
+
+def _uvarint_len(v: int) -> int:
+    """Encoded length of a present varint field value (1 for 0)."""
+    return varint_len(v) or 1
+
+
+def _field(size: int) -> int:
+    """A length-delimited field with a 1-byte tag: tag + length + payload."""
+    return 1 + _uvarint_len(size) + size
+
+
+def duration_size(ns: int) -> int:
+    """Size of a google.protobuf.Duration built like Go's durationpb.New."""
+    seconds = int(ns / 1_000_000_000) if ns < 0 else ns // 1_000_000_000
+    nanos = ns - seconds * 1_000_000_000
+    size = 0
+    if seconds:
+        size += 1 + varint_len(seconds)
+    if nanos:
+        size += 1 + varint_len(nanos)
+    return size
+
+
+def timestamp_size(ns: int) -> int:
+    """Size of a google.protobuf.Timestamp (seconds floored, nanos >= 0)."""
+    seconds, nanos = divmod(ns, 1_000_000_000)
+    size = 0
+    if seconds:
+        size += 1 + varint_len(seconds)
+    if nanos:
+        size += 1 + varint_len(nanos)
+    return size
+
+
+def _line_size(value_len: int, delimiter_len: int) -> int:
+    size = 0
+    if value_len:
+        size += 1 + _uvarint_len(value_len) + value_len
+    if delimiter_len:
+        size += 1 + 1 + delimiter_len
+    return size
+
+
+def text_size(data: bytes) -> int:
+    """Size of the logpb ``Text`` holding ``TextContent(data).lines()``."""
+    pieces = data.split(b"\n")
+    partial = pieces.pop()
+    size = 0
+    if pieces:
+        if max(map(len, pieces)) <= 120:
+            # Every line's encoding is < 128 bytes: one tag and one length byte
+            # each, so the sum needs no per-line loop. For each complete piece
+            # (line without "\n") value + delimiter lengths add up to
+            # len(piece) + 1 whether it ends in "\r\n" or "\n".
+            n = len(pieces)
+            empty = pieces.count(b"") + pieces.count(b"\r")
+            total = len(data) - len(partial) - n
+            size = 2 * n + 2 * (n - empty) + 2 * n + total + n
+        else:
+            for p in pieces:
+                if p.endswith(b"\r"):
+                    size += _field(_line_size(len(p) - 1, 2))
+                else:
+                    size += _field(_line_size(len(p), 1))
+    if partial:
+        size += _field(_line_size(len(partial), 0))
+    return size
+
+
+def content_size(content: Content) -> int:
+    """Size of the LogEntry oneof field (tag, length and message)."""
+    if isinstance(content, TextContent):
+        return _field(text_size(content.data))
+    if isinstance(content, BinaryContent):
+        n = len(content.data)
+        return _field(1 + _uvarint_len(n) + n if n else 0)
+    assert isinstance(content, DatagramContent)
+    n = len(content.data)
+    size = 1 + _uvarint_len(n) + n if n else 0
+    p = content.partial
+    if p is not None:
+        psize = 0
+        if p.index:
+            psize += 1 + varint_len(p.index)
+        if p.size:
+            psize += 1 + varint_len(p.size)
+        if p.last:
+            psize += 2
+        size += _field(psize)
+    return _field(size)
+
+
+def log_entry_size(entry: LogEntry) -> int:
+    """``proto.Size`` of the logpb ``LogEntry`` for ``entry``."""
+    size = _field(duration_size(entry.time_offset_ns))  # always present
+    if entry.prefix_index:
+        size += 1 + varint_len(entry.prefix_index)
+    if entry.stream_index:
+        size += 1 + varint_len(entry.stream_index)
+    if entry.sequence:
+        size += 1 + varint_len(entry.sequence)
+    return size + content_size(entry.content)
