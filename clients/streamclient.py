@@ -1,0 +1,207 @@
+"""The blocking stream client: one Unix connection per log stream.
+
+Goals: send exactly the bytes the Go ``streamclient`` sends, fail on bad names
+before connecting (the butler never answers, so a rejected stream is otherwise
+invisible), and hand a child process a plain file descriptor when asked.
+
+Plan: `StreamClient` resolves options (``_options.render``), dials
+(``_address.dial_unix``), writes the handshake, and wraps the socket in a
+writer. The writers add no buffering: each ``write`` is on the wire when it
+returns, so nothing is lost if the process dies right after.
+"""
+
+from __future__ import annotations
+
+import io
+import socket
+from collections.abc import Mapping
+from typing import Literal, overload
+
+from wire.types import StreamType
+
+from ._address import Address, connect_error, dial_unix, handshake_error, parse_address
+from ._io import JOIN_LIMIT, check_datagram_for_process, datagram_header, open_devnull, socket_to_file, stream_bytes
+from ._options import StreamOptions, Timestamp, render
+from .errors import StreamServerError
+
+class StreamWriter:
+    """A text or binary stream. ``write`` sends immediately; closing ends the stream."""
+
+    def __init__(self, sock: socket.socket | None, name: str, stream_type: StreamType) -> None:
+        self._sock = sock  # None: the "null" protocol, everything is discarded
+        self._closed = False
+        self.name = name
+        """The full stream name (namespace applied), as the butler sees it."""
+        self.stream_type = stream_type
+
+    def write(self, data: bytes | bytearray | memoryview | str) -> int:
+        """Send ``data``; text streams also take ``str`` (sent as UTF-8)."""
+        payload = stream_bytes(data, self.stream_type)
+        if self._closed:
+            raise ValueError("write to a closed stream")
+        if self._sock is not None:
+            self._sock.sendall(payload)
+        return len(data)
+
+    def flush(self) -> None:
+        """Nothing is buffered; present so the writer can stand in for a file."""
+
+    def fileno(self) -> int:
+        if self._sock is None:
+            raise io.UnsupportedOperation("a null stream has no file descriptor")
+        return self._sock.fileno()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def writable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        """End the stream (the butler sees EOF). Safe to call twice."""
+        self._closed = True
+        if self._sock is not None:
+            self._sock.close()
+
+    def __enter__(self) -> StreamWriter:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r} {self.stream_type.name.lower()}{' closed' if self._closed else ''}>"
+
+
+class DatagramWriter:
+    """A datagram stream: each ``write_datagram`` is one record, framed with a uvarint length."""
+
+    def __init__(self, sock: socket.socket | None, name: str) -> None:
+        self._sock = sock
+        self._closed = False
+        self.name = name
+
+    def write_datagram(self, data: bytes | bytearray | memoryview) -> None:
+        header = datagram_header(data)
+        if self._closed:
+            raise ValueError("write to a closed stream")
+        if self._sock is None:
+            return
+        if len(data) < JOIN_LIMIT:
+            self._sock.sendall(header + data)
+        else:
+            self._sock.sendall(header)
+            self._sock.sendall(data)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        self._closed = True
+        if self._sock is not None:
+            self._sock.close()
+
+    def __enter__(self) -> DatagramWriter:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r}{' closed' if self._closed else ''}>"
+
+
+class StreamClient:
+    """Opens log streams on a butler's stream server.
+
+    ``address`` is ``unix:/path/to/socket`` or ``null`` (discard everything);
+    ``namespace`` is prepended to every stream name, as ``LOGDOG_NAMESPACE`` is.
+    """
+
+    def __init__(self, address: str, namespace: str = "") -> None:
+        self._address: Address = parse_address(address)
+        self.namespace = namespace
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> StreamClient:
+        """The client a butler set up for this process through LOGDOG_* variables.
+
+        Raises `NotBootstrapped` when LOGDOG_STREAM_SERVER_PATH is unset and
+        `BootstrapError` when the variables are invalid. See `Bootstrap` for
+        the other variables (viewer URLs).
+        """
+        from .bootstrap import Bootstrap
+
+        return Bootstrap.from_env(env).client
+
+    @property
+    def address(self) -> str:
+        return self._address.uri
+
+    @overload
+    def text(self, name: str, *, content_type: str | None = ..., timestamp: Timestamp | None = ...,
+             tags: Mapping[str, str] | None = ..., for_process: Literal[False] = ...) -> StreamWriter: ...
+    @overload
+    def text(self, name: str, *, content_type: str | None = ..., timestamp: Timestamp | None = ...,
+             tags: Mapping[str, str] | None = ..., for_process: Literal[True]) -> io.FileIO: ...
+
+    def text(self, name: str, *, content_type: str | None = None, timestamp: Timestamp | None = None,
+             tags: Mapping[str, str] | None = None, for_process: bool = False) -> StreamWriter | io.FileIO:
+        """Open a text stream (lines split by the butler on ``\\n``).
+
+        With ``for_process=True`` the result is a file whose descriptor can be
+        a child's stdout/stderr (``subprocess.Popen(..., stdout=f)``); close
+        your copy once the child is started so the stream ends with the child.
+        """
+        opts = render(self.namespace, name, StreamType.TEXT,
+                      content_type=content_type, timestamp=timestamp, tags=tags)
+        return self._open_stream(name, opts, for_process)
+
+    @overload
+    def binary(self, name: str, *, content_type: str | None = ..., timestamp: Timestamp | None = ...,
+               tags: Mapping[str, str] | None = ..., for_process: Literal[False] = ...) -> StreamWriter: ...
+    @overload
+    def binary(self, name: str, *, content_type: str | None = ..., timestamp: Timestamp | None = ...,
+               tags: Mapping[str, str] | None = ..., for_process: Literal[True]) -> io.FileIO: ...
+
+    def binary(self, name: str, *, content_type: str | None = None, timestamp: Timestamp | None = None,
+               tags: Mapping[str, str] | None = None, for_process: bool = False) -> StreamWriter | io.FileIO:
+        """Open a binary stream (bytes kept exactly, offset-addressed)."""
+        opts = render(self.namespace, name, StreamType.BINARY,
+                      content_type=content_type, timestamp=timestamp, tags=tags)
+        return self._open_stream(name, opts, for_process)
+
+    def datagram(self, name: str, *, content_type: str | None = None, timestamp: Timestamp | None = None,
+                 tags: Mapping[str, str] | None = None, for_process: bool = False) -> DatagramWriter:
+        """Open a datagram stream; ``for_process`` is refused (a child cannot frame records)."""
+        opts = render(self.namespace, name, StreamType.DATAGRAM,
+                      content_type=content_type, timestamp=timestamp, tags=tags)
+        check_datagram_for_process(for_process)
+        if self._address.protocol == "null":
+            return DatagramWriter(None, opts.name)
+        return DatagramWriter(self._connect("datagram stream", name, opts), opts.name)
+
+    def _open_stream(self, name: str, opts: StreamOptions, for_process: bool) -> StreamWriter | io.FileIO:
+        if self._address.protocol == "null":
+            return open_devnull() if for_process else StreamWriter(None, opts.name, opts.stream_type)
+        sock = self._connect("stream", name, opts)
+        if for_process:
+            return socket_to_file(sock)
+        return StreamWriter(sock, opts.name, opts.stream_type)
+
+    def _connect(self, kind: str, name: str, opts: StreamOptions) -> socket.socket:
+        try:
+            sock = dial_unix(self._address.path)
+        except StreamServerError as e:
+            raise connect_error(kind, name, e) from e
+        try:
+            sock.sendall(opts.handshake())
+        except OSError as e:
+            sock.close()
+            raise connect_error(kind, name, handshake_error(e)) from e
+        return sock
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._address.uri!r}, namespace={self.namespace!r})"
