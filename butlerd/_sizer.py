@@ -32,7 +32,7 @@ def _field(size: int) -> int:
 
 def duration_size(ns: int) -> int:
     """Size of a google.protobuf.Duration built like Go's durationpb.New."""
-    seconds = int(ns / 1_000_000_000) if ns < 0 else ns // 1_000_000_000
+    seconds = -(-ns // 1_000_000_000) if ns < 0 else ns // 1_000_000_000
     nanos = ns - seconds * 1_000_000_000
     size = 0
     if seconds:
