@@ -59,17 +59,18 @@ class StreamConnection(asyncio.Protocol):
     # -- asyncio callbacks --------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        self._transport = transport  # type: ignore[assignment]  # uvloop's are not subclasses
         pid = _peer_pid(transport.get_extra_info("socket"))
         if pid is not None:
             self.label += f" (pid {pid})"
         self._server._connections.add(self)
+        self._server.activity += 1
         timeout = self._server.handshake_timeout
         if timeout > 0:
             self._timer = asyncio.get_running_loop().call_later(timeout, self._handshake_timed_out)
 
     def data_received(self, data: bytes) -> None:
+        self._server.activity += 1
         if self._writer is not None:
             self._feed(data)
             return
@@ -225,6 +226,8 @@ class StreamServer:
         self._paths: list[str] = []
         self._connections: set[StreamConnection] = set()
         self._idle = asyncio.Event()
+        #: Bumped on every accept and read; shutdown waits for it to settle.
+        self.activity = 0
 
     async def listen(self, sock: socket.socket, *, remove_on_close: str | None = None) -> None:
         loop = asyncio.get_running_loop()
@@ -233,12 +236,26 @@ class StreamServer:
         if remove_on_close:
             self._paths.append(remove_on_close)
 
+    async def _settle(self, limit: float = 0.5) -> None:
+        """Let connections and bytes that were already sent be accepted and read.
+
+        A client that wrote its whole stream just before the signal must not
+        lose it: wait (briefly) until the event loop finds nothing new.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + limit
+        seen = -1
+        while seen != self.activity and loop.time() < deadline:
+            seen = self.activity
+            await asyncio.sleep(0.02)
+
     def _stream_closed(self) -> None:
         if not any(c.streaming for c in self._connections):
             self._idle.set()
 
     async def shutdown(self, drain_timeout: float) -> None:
         """Stop accepting, let streams finish up to ``drain_timeout``, close the rest."""
+        await self._settle()
         for server in self._servers:
             server.close()
         for path in self._paths:
