@@ -426,6 +426,13 @@ def test_invalid_tags_are_rejected(tags: str, match: str) -> None:
         decode_json('{"name":"a","tags":' + tags + "}")
 
 
+def test_a_bad_tag_value_is_rejected_even_if_a_repeated_key_overwrites_it() -> None:
+    # Go decodes every member of the map, so the type error is not hidden.
+    with pytest.raises(HandshakeError, match="cannot unmarshal number"):
+        decode_json('{"name":"a","tags":{"k":5,"k":""}}')
+    assert decode_json('{"name":"a","tags":{"k":"x","k":"y"}}').tags == {"k": "y"}
+
+
 def test_tag_limits_are_inclusive() -> None:
     f = decode_json('{"name":"a","tags":{"' + "k" * 64 + '":"' + "v" * 4096 + '","e":""}}')
     assert len(f.tags) == 2

@@ -197,7 +197,11 @@ def _reject_constant(name: str) -> None:
     raise ValueError(f"invalid character {name[0]!r} looking for beginning of value")
 
 
-_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+class _Object(list):
+    """A JSON object as its (key, value) pairs: Go sees repeated keys, dict() would not."""
+
+
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant, object_pairs_hook=_Object)
 _scan_once = _DECODER.scan_once
 _scanstring = json.decoder.scanstring
 
@@ -216,9 +220,9 @@ def _json_kind(value: object) -> str:
         return "number"
     if isinstance(value, str):
         return "string"
-    if isinstance(value, list):
-        return "array"
-    return "object"
+    if isinstance(value, _Object):
+        return "object"
+    return "array"
 
 
 def _syntax_error(msg: str) -> HandshakeError:
@@ -357,10 +361,10 @@ def _timestamp(raw: str) -> int | None:
 def _tags(value: object) -> dict[str, str]:
     if value is None:
         return {}
-    if not isinstance(value, dict):
+    if not isinstance(value, _Object):
         raise _type_error(_json_kind(value), "map[string]string", "tags")
     tags: dict[str, str] = {}
-    for k, v in value.items():
+    for k, v in value:
         if v is None:
             v = ""
         elif not isinstance(v, str):
