@@ -13,6 +13,7 @@ null and log outputs only need it for their statistics.
 from __future__ import annotations
 
 from wire import logpb
+from wire.descriptor import StreamDescriptor
 
 from butlerd._events import (
     BinaryContent,
@@ -23,7 +24,13 @@ from butlerd._events import (
     TextContent,
 )
 
-__all__ = ["log_entry_to_proto", "bundle_to_proto", "bundle_size", "duration_parts"]
+__all__ = [
+    "log_entry_to_proto",
+    "bundle_to_proto",
+    "bundle_size",
+    "descriptor_size",
+    "duration_parts",
+]
 
 _NS = 1_000_000_000
 
@@ -110,22 +117,33 @@ def _field(payload_len: int) -> int:
     return 1 + _vlen(payload_len) + payload_len
 
 
+def _line_size(v: int, delimiter_len: int) -> int:
+    """A ``Text.Line`` field: value ``v`` bytes (omitted when empty) + delimiter."""
+    line = (1 + _vlen(v) + v if v else 0) + (2 + delimiter_len if delimiter_len else 0)
+    return 1 + _vlen(line) + line
+
+
 def _text_size(data: bytes) -> int:
+    """Size of the ``Text`` message for ``data`` with little Python per line.
+
+    A complete line of value ``v`` bytes (v <= 120) and delimiter ``d`` bytes
+    costs exactly ``4 + d + (v + 2 if v else 0)``, which sums over all lines
+    from a few counts; longer lines are corrected one by one.
+    """
     pieces = data.split(b"\n")
-    last = pieces.pop()
+    tail = pieces.pop()
     total = 0
-    for p in pieces:
-        if p.endswith(b"\r"):
-            v = len(p) - 1
-            line = (1 + _vlen(v) + v if v else 0) + 4  # delimiter "\r\n"
-        else:
-            v = len(p)
-            line = (1 + _vlen(v) + v if v else 0) + 3  # delimiter "\n"
-        total += 1 + _vlen(line) + line
-    if last:
-        v = len(last)
-        line = 1 + _vlen(v) + v
-        total += 1 + _vlen(line) + line
+    n = len(pieces)
+    if n:
+        crlf = data.count(b"\r\n")
+        empty = pieces.count(b"") + pieces.count(b"\r")
+        total = 5 * n + crlf + (len(data) - len(tail) - n - crlf) + 2 * (n - empty)
+        for p in [p for p in pieces if len(p) >= 120]:
+            d = 2 if p[-1] == 0x0D else 1
+            v = len(p) - (d - 1)
+            total += _line_size(v, d) - (4 + d + v + 2)
+    if tail:
+        total += _line_size(len(tail), 0)
     return total
 
 
@@ -155,8 +173,33 @@ def _log_entry_size(entry: LogEntry) -> int:
     return size
 
 
+def _ulen(s: str) -> int:
+    return len(s) if s.isascii() else len(s.encode())
+
+
+def _str_field(s: str) -> int:
+    return _field(_ulen(s)) if s else 0
+
+
+def descriptor_size(desc: StreamDescriptor) -> int:
+    """``desc.to_proto().ByteSize()`` without building the message."""
+    size = _str_field(desc.prefix) + _str_field(desc.name) + _str_field(desc.content_type)
+    size += _str_field(desc.binary_file_ext)
+    stype = int(desc.stream_type)
+    if stype:
+        size += 1 + _vlen(stype)
+    if desc.timestamp_ns is not None:
+        s, n = divmod(desc.timestamp_ns, _NS)
+        size += _field((1 + _vlen(s) if s else 0) + (1 + _vlen(n) if n else 0))
+    for k, v in desc.tags.items():
+        # A map entry always carries both key and value, even empty ones
+        # (Go and upb agree).
+        size += _field(_field(_ulen(k)) + _field(_ulen(v)))
+    return size
+
+
 def _bundle_entry_size(be: BundleEntry) -> int:
-    size = _field(be.desc.to_proto().ByteSize())
+    size = _field(descriptor_size(be.desc))
     if be.terminal:
         size += 2
         if be.terminal_index:

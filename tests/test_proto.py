@@ -185,3 +185,33 @@ def test_bundle_size_equals_serialized_size() -> None:
         prefix = rng.choice(["", "p/" * 70])
         msg = bundle_to_proto(bundle, project, prefix, secret)
         assert bundle_size(bundle, project, prefix, secret) == len(msg.SerializeToString())
+
+
+@pytest.mark.parametrize(
+    "d",
+    [
+        StreamDescriptor("x", StreamType.TEXT, "", None),
+        StreamDescriptor("a/b", StreamType.DATAGRAM, "application/x", 0, {"": "", "k": "v\u00e9"}),
+        StreamDescriptor("n", 7, "c", -1, {"t" * 64: "v" * 4096}, prefix="p", binary_file_ext="e"),
+        StreamDescriptor("\u65e5", StreamType.BINARY, "c", 1_704_164_645_123_456_789),
+    ],
+)
+def test_descriptor_size_equals_serialized_size(d: StreamDescriptor) -> None:
+    from butlerd._proto import descriptor_size
+
+    assert descriptor_size(d) == d.to_proto().ByteSize()
+
+
+def test_text_size_arithmetic_on_many_line_shapes() -> None:
+    rng = random.Random(7)
+    lengths = [0, 1, 2, 117, 118, 119, 120, 121, 122, 123, 124, 125, 126, 127, 128, 129, 16380, 16390]
+    for _ in range(400):
+        parts = []
+        for _ in range(rng.randrange(1, 8)):
+            n = rng.choice(lengths)
+            body = bytes(rng.choice(b"x\r") for _ in range(n))
+            parts.append(body + rng.choice([b"\n", b"\r\n", b""]))
+        data = b"".join(parts)
+        le = LogEntry(0, 0, 0, 0, TextContent(data))
+        bundle = Bundle(0, [BundleEntry(desc("t"), [le])])
+        assert bundle_size(bundle) == bundle_to_proto(bundle).ByteSize(), data
