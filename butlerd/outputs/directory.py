@@ -34,10 +34,10 @@ from wire.timefmt import format_proto_json_timestamp
 from wire.types import StreamType
 
 from butlerd._events import (
-    BinaryContent,
     Bundle,
     BundleEntry,
     DatagramContent,
+    LogEntry,
     TextContent,
 )
 from butlerd._nestedflags import FlagSet
@@ -151,6 +151,22 @@ class DirectoryOutputError(OSError):
     """A file operation failed; the rest of the bundle was not written."""
 
 
+def _file_bytes(le: LogEntry) -> bytes:
+    """What Go writes for one text or binary LogEntry."""
+    content = le.content
+    if isinstance(content, TextContent):
+        # Go writes each line's value plus "\n", whatever the delimiter was,
+        # and gives a partial fragment a "\n" too: that is the raw data with
+        # "\r\n" -> "\n", plus one "\n" if it does not end with one.
+        data = content.data
+        if b"\r\n" in data:
+            data = data.replace(b"\r\n", b"\n")
+        if data and not data.endswith(b"\n"):
+            data += b"\n"
+        return data
+    return content.data
+
+
 class _Stream:
     """The open file of one stream (Go ``directory.stream``)."""
 
@@ -199,26 +215,21 @@ class _Stream:
 
     def ingest(self, be: BundleEntry) -> bool:
         """Write one bundle entry's logs; True when the stream is finished."""
+        if not self.is_datagram and be.logs:
+            # One write for the whole entry: same bytes as Go's write per
+            # line, a fraction of the system calls.
+            _write_all(self._current(), b"".join(map(_file_bytes, be.logs)))
+            if be.terminal:
+                self.close()
+            return be.terminal
         for le in be.logs:
-            fd = self._current()
             content = le.content
-            if isinstance(content, TextContent):
-                # Each line's value plus "\n", whatever the delimiter was, and
-                # a partial fragment also gets "\n" (Go behaviour): that is the
-                # raw data with "\r\n" -> "\n" and one "\n" added if it does
-                # not end with one.
-                data = content.data
-                if b"\r\n" in data:
-                    data = data.replace(b"\r\n", b"\n")
-                if data and not data.endswith(b"\n"):
-                    data += b"\n"
-                _write_all(fd, data)
-            elif isinstance(content, BinaryContent):
-                _write_all(fd, content.data)
-            elif isinstance(content, DatagramContent):
-                _write_all(fd, content.data)
-                if content.partial is None or content.partial.last:
-                    self.close()
+            if not isinstance(content, DatagramContent):
+                _write_all(self._current(), _file_bytes(le))
+                continue
+            _write_all(self._current(), content.data)
+            if content.partial is None or content.partial.last:
+                self.close()
         if be.terminal:
             self.close()
             return True
