@@ -11,8 +11,7 @@ from wire.varint import encode_uvarint
 
 from .errors import InvalidStreamError
 
-JOIN_LIMIT = 64 * 1024
-"""Datagrams smaller than this go out as one send; bigger ones skip the copy of joining header and body."""
+_JOIN_LIMIT = 64 * 1024
 
 
 def stream_bytes(data: bytes | bytearray | memoryview | str, stream_type: StreamType) -> bytes | bytearray | memoryview:
@@ -23,13 +22,18 @@ def stream_bytes(data: bytes | bytearray | memoryview | str, stream_type: Stream
     return data
 
 
-def datagram_header(data: bytes | bytearray | memoryview) -> bytes:
-    """The uvarint length prefix for one datagram, refusing sizes the butler would reject."""
+def datagram_frame(data: bytes | bytearray | memoryview) -> tuple[bytes | bytearray | memoryview, ...]:
+    """One datagram as the pieces to send: uvarint length, then the payload.
+
+    Small datagrams are joined into one send; big ones are sent as two pieces
+    to avoid copying the payload. Sizes the butler would reject are refused.
+    """
     size = memoryview(data).nbytes
     if size > MAX_DATAGRAM_SIZE:
         # The butler would put the whole stream into an error state and drop the rest.
         raise ValueError(f"datagram exceeds maximum size ({size} > {MAX_DATAGRAM_SIZE})")
-    return encode_uvarint(size)
+    header = encode_uvarint(size)
+    return (header + data,) if size < _JOIN_LIMIT else (header, data)
 
 
 def check_datagram_for_process(for_process: bool) -> None:

@@ -15,20 +15,23 @@ import asyncio
 import io
 import socket
 from collections.abc import Awaitable, Callable, Generator, Mapping
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Self, TypeVar
 
 from wire.types import StreamType
 
 from ._address import Address, connect_error, dial_unix, handshake_error, parse_address
-from ._io import JOIN_LIMIT, check_datagram_for_process, datagram_header, open_devnull, socket_to_file, stream_bytes
+from ._io import check_datagram_for_process, datagram_frame, open_devnull, socket_to_file, stream_bytes
 from ._options import StreamOptions, Timestamp, render
 from .errors import StreamServerError
 
-T = TypeVar("T", "AsyncStreamWriter", "AsyncDatagramWriter", io.FileIO)
+T = TypeVar("T", bound="AsyncStreamWriter | AsyncDatagramWriter | io.FileIO")
 
 
 class Opening(Generic[T]):
-    """A stream being opened: ``await`` it for the writer, or ``async with`` it to close it afterwards."""
+    """A stream being opened: ``await`` it for the writer, or ``async with`` it to close it afterwards.
+
+    Each await (or ``async with``) opens a new connection; use it once.
+    """
 
     def __init__(self, open_: Callable[[], Awaitable[T]]) -> None:
         self._open = open_
@@ -74,7 +77,7 @@ class _AsyncWriter:
         if self._sock is not None:
             self._sock.close()
 
-    async def __aenter__(self: Any) -> Any:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -97,11 +100,7 @@ class AsyncDatagramWriter(_AsyncWriter):
     """A datagram stream; each ``await write_datagram(...)`` is one framed record."""
 
     async def write_datagram(self, data: bytes | bytearray | memoryview) -> None:
-        header = datagram_header(data)
-        if len(data) < JOIN_LIMIT:
-            await self._send(header + data)
-        else:
-            await self._send(header, data)
+        await self._send(*datagram_frame(data))
 
 
 class AsyncStreamClient:
@@ -123,7 +122,7 @@ class AsyncStreamClient:
         return self._address.uri
 
     def text(self, name: str, *, content_type: str | None = None, timestamp: Timestamp | None = None,
-             tags: Mapping[str, str] | None = None, for_process: bool = False) -> Opening[Any]:
+             tags: Mapping[str, str] | None = None, for_process: bool = False) -> Opening[AsyncStreamWriter | io.FileIO]:
         """Open a text stream: ``async with client.text("x") as w: await w.write("hi\\n")``.
 
         ``for_process=True`` yields a plain file for a child's stdout, as in `StreamClient.text`.
@@ -133,7 +132,7 @@ class AsyncStreamClient:
         return Opening(lambda: self._open_stream(name, opts, for_process))
 
     def binary(self, name: str, *, content_type: str | None = None, timestamp: Timestamp | None = None,
-               tags: Mapping[str, str] | None = None, for_process: bool = False) -> Opening[Any]:
+               tags: Mapping[str, str] | None = None, for_process: bool = False) -> Opening[AsyncStreamWriter | io.FileIO]:
         """Open a binary stream."""
         opts = render(self.namespace, name, StreamType.BINARY,
                       content_type=content_type, timestamp=timestamp, tags=tags)
@@ -161,10 +160,15 @@ class AsyncStreamClient:
         return AsyncDatagramWriter(await self._connect("datagram stream", name, opts), opts.name)
 
     async def _connect(self, kind: str, name: str, opts: StreamOptions) -> socket.socket:
+        dialing = asyncio.get_running_loop().run_in_executor(None, dial_unix, self._address.path)
         try:
-            sock = await asyncio.to_thread(dial_unix, self._address.path)
+            sock = await asyncio.shield(dialing)
         except StreamServerError as e:
             raise connect_error(kind, name, e) from e
+        except asyncio.CancelledError:
+            # The thread cannot be stopped; close its socket when it finishes.
+            dialing.add_done_callback(_close_result)
+            raise
         sock.setblocking(False)
         try:
             await asyncio.get_running_loop().sock_sendall(sock, opts.handshake())
@@ -178,3 +182,8 @@ class AsyncStreamClient:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._address.uri!r}, namespace={self.namespace!r})"
+
+
+def _close_result(fut: asyncio.Future[socket.socket]) -> None:
+    if not fut.cancelled() and fut.exception() is None:
+        fut.result().close()

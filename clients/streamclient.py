@@ -20,9 +20,10 @@ from typing import Literal, overload
 from wire.types import StreamType
 
 from ._address import Address, connect_error, dial_unix, handshake_error, parse_address
-from ._io import JOIN_LIMIT, check_datagram_for_process, datagram_header, open_devnull, socket_to_file, stream_bytes
+from ._io import check_datagram_for_process, datagram_frame, open_devnull, socket_to_file, stream_bytes
 from ._options import StreamOptions, Timestamp, render
 from .errors import StreamServerError
+
 
 class StreamWriter:
     """A text or binary stream. ``write`` sends immediately; closing ends the stream."""
@@ -35,7 +36,12 @@ class StreamWriter:
         self.stream_type = stream_type
 
     def write(self, data: bytes | bytearray | memoryview | str) -> int:
-        """Send ``data``; text streams also take ``str`` (sent as UTF-8)."""
+        """Send ``data``; text streams also take ``str`` (sent as UTF-8).
+
+        Each call is one send. ``print(x, file=w)`` makes two (text, then the
+        newline); a butler that does not buffer may record the first as a
+        partial line, so prefer ``w.write(line + "\\n")`` for whole lines.
+        """
         payload = stream_bytes(data, self.stream_type)
         if self._closed:
             raise ValueError("write to a closed stream")
@@ -83,16 +89,13 @@ class DatagramWriter:
         self.name = name
 
     def write_datagram(self, data: bytes | bytearray | memoryview) -> None:
-        header = datagram_header(data)
+        """Send one datagram; its length goes first (uvarint), as Go's ``WriteDatagram`` does."""
+        pieces = datagram_frame(data)
         if self._closed:
             raise ValueError("write to a closed stream")
-        if self._sock is None:
-            return
-        if len(data) < JOIN_LIMIT:
-            self._sock.sendall(header + data)
-        else:
-            self._sock.sendall(header)
-            self._sock.sendall(data)
+        if self._sock is not None:
+            for piece in pieces:
+                self._sock.sendall(piece)
 
     @property
     def closed(self) -> bool:

@@ -91,7 +91,7 @@ def test_each_stream_kind_lands_in_the_directory_output(butler: Butler) -> None:
     when = datetime(2024, 1, 2, 3, 4, 5, 123456, tzinfo=timezone.utc)
     with client.text("stdout", timestamp=when, tags={"k": "v"}) as w:
         w.write("hello\n")
-        print("wörld", file=w)
+        w.write("wörld\n")  # whole lines: see test_for_process_streams_carry_a_childs_output
     with client.binary("blob", content_type="application/x-thing") as b:
         b.write(b"\x00\x01\xff")
     with client.datagram("build.proto") as dg:
