@@ -83,3 +83,34 @@ def test_frame_is_length_then_payload() -> None:
     assert frame(b"hello") == b"\x05hello"
     assert frame(b"") == b"\x00"
     assert frame(b"x" * 200) == b"\xc8\x01" + b"x" * 200
+
+
+def _go_read_uvarint(data: bytes) -> tuple[int, int] | None | str:
+    """Go's binary.ReadUvarint, transcribed: value/length, None on EOF, "overflow"."""
+    x = s = 0
+    for i in range(MAX_VARINT_LEN):
+        if i >= len(data):
+            return None
+        b = data[i]
+        if b < 0x80:
+            if i == MAX_VARINT_LEN - 1 and b > 1:
+                return "overflow"
+            return x | b << s, i + 1
+        x |= (b & 0x7F) << s
+        s += 7
+    return "overflow"
+
+
+def test_agrees_with_go_read_uvarint_on_random_bytes() -> None:
+    import random
+
+    rng = random.Random(7)
+    pool = [0x00, 0x01, 0x02, 0x7F, 0x80, 0x81, 0xFF]
+    for _ in range(20000):
+        data = bytes(rng.choice(pool) if rng.random() < 0.7 else rng.randrange(256) for _ in range(rng.randint(0, 12)))
+        want = _go_read_uvarint(data)
+        try:
+            got: object = decode_uvarint(data)
+        except VarintOverflowError:
+            got = "overflow"
+        assert got == want, data.hex()

@@ -34,10 +34,15 @@ def encode_uvarint(n: int) -> bytes:
 
 def decode_uvarint(buf: bytes | bytearray | memoryview, pos: int = 0) -> tuple[int, int] | None:
     """Decode the varint at ``buf[pos:]``: ``(value, end)`` or None if incomplete."""
-    value = 0
-    shift = 0
     end = len(buf)
-    i = pos
+    if pos >= end:
+        return None
+    b = buf[pos]
+    if b < 0x80:  # the common case: a length below 128
+        return b, pos + 1
+    value = b & 0x7F
+    shift = 7
+    i = pos + 1
     while i < end:
         b = buf[i]
         i += 1
