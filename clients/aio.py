@@ -64,8 +64,14 @@ class _AsyncWriter:
             return
         loop = asyncio.get_running_loop()
         async with self._lock:
-            for chunk in chunks:
-                await loop.sock_sendall(self._sock, chunk)
+            try:
+                for chunk in chunks:
+                    await loop.sock_sendall(self._sock, chunk)
+            except BaseException:
+                # Cancelled or failed part-way: the butler may hold half a
+                # record, and anything sent after it would be misread.
+                self.close()
+                raise
 
     @property
     def closed(self) -> bool:
@@ -97,7 +103,11 @@ class AsyncStreamWriter(_AsyncWriter):
 
 
 class AsyncDatagramWriter(_AsyncWriter):
-    """A datagram stream; each ``await write_datagram(...)`` is one framed record."""
+    """A datagram stream; each ``await write_datagram(...)`` is one framed record.
+
+    Concurrent writes are sent one after another. A write that is cancelled
+    or fails closes the stream, so a partial record is never followed by more.
+    """
 
     async def write_datagram(self, data: bytes | bytearray | memoryview) -> None:
         await self._send(*datagram_frame(data))

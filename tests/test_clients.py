@@ -524,3 +524,22 @@ def test_async_connect_failure(sockdir: str) -> None:
     with pytest.raises(StreamServerError, match='^attempting to connect stream "x": .*connection refused$'):
         asyncio.run(client.text("x").__aenter__())
     s.close()
+
+
+def test_async_cancelled_datagram_closes_the_stream_rather_than_corrupting_it(recorder: Recorder) -> None:
+    big = bytes(8 * 1024 * 1024)  # far more than a socket buffer: the send must wait for the reader
+
+    async def run() -> None:
+        dg = await AsyncStreamClient(f"unix:{recorder.path}").datagram("dg")
+        task = asyncio.create_task(dg.write_datagram(big))
+        await asyncio.sleep(0)  # let it start, then cancel before the recorder has read everything
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert dg.closed
+        with pytest.raises(ValueError, match="closed"):
+            await dg.write_datagram(b"after")
+
+    asyncio.run(run())
+    _, _, body = split_handshake(recorder.next())
+    assert b"after" not in body and len(body) < 3 + len(big)
