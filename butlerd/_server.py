@@ -210,8 +210,8 @@ def bind_unix_socket(path: str, mode: int = 0o600) -> socket.socket:
         raise
     finally:
         os.umask(old_umask)
-    os.chmod(path, mode)
     sock.listen(socket.SOMAXCONN)
+    os.chmod(path, mode)
     sock.setblocking(False)
     return sock
 
