@@ -91,6 +91,11 @@ type stream struct {
 	Writes     []data  `json:"writes"`
 	// PauseMS sleeps between writes (to get separate reads on the server).
 	PauseMS int `json:"pause_ms,omitempty"`
+	// DelayMS sleeps before the stream is opened (to order registrations).
+	DelayMS int `json:"delay_ms,omitempty"`
+	// MayFail: the daemon is expected to refuse this stream, so errors while
+	// opening, writing or closing it are ignored.
+	MayFail bool `json:"may_fail,omitempty"`
 }
 
 // workload is a whole script. With Concurrent, every stream is opened first,
@@ -150,6 +155,9 @@ type open struct {
 }
 
 func dial(ctx context.Context, serverPath string, def *streamclient.Client, s *stream, index int) (*open, error) {
+	if s.DelayMS > 0 {
+		time.Sleep(time.Duration(s.DelayMS) * time.Millisecond)
+	}
 	c := def
 	if s.Namespace != nil {
 		var err error
@@ -252,11 +260,12 @@ func runPlay(workloadPath string) error {
 
 	if !w.Concurrent {
 		for i := range w.Streams {
-			o, err := dial(ctx, serverPath, bs.Client, &w.Streams[i], i)
-			if err != nil {
-				return err
+			s := &w.Streams[i]
+			o, err := dial(ctx, serverPath, bs.Client, s, i)
+			if err == nil {
+				err = o.play(absPath)
 			}
-			if err := o.play(absPath); err != nil {
+			if err != nil && !s.MayFail {
 				return err
 			}
 		}
@@ -265,8 +274,12 @@ func runPlay(workloadPath string) error {
 
 	opened := make([]*open, 0, len(w.Streams))
 	for i := range w.Streams {
-		o, err := dial(ctx, serverPath, bs.Client, &w.Streams[i], i)
+		s := &w.Streams[i]
+		o, err := dial(ctx, serverPath, bs.Client, s, i)
 		if err != nil {
+			if s.MayFail {
+				continue
+			}
 			return err
 		}
 		opened = append(opened, o)
@@ -277,7 +290,9 @@ func runPlay(workloadPath string) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = o.play(absPath)
+			if err := o.play(absPath); err != nil && !o.spec.MayFail {
+				errs[i] = err
+			}
 		}()
 	}
 	wg.Wait()
