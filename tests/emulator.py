@@ -139,15 +139,24 @@ class PubSubEmulator:
             subscriber.close()
         return topic, sub
 
+    def _subscriber(self):  # type: ignore[no-untyped-def]
+        """A SubscriberClient that accepts messages up to Pub/Sub's 10 MB (the
+        emulator-mode default channel stops at gRPC's 4 MiB)."""
+        import grpc
+        from google.cloud import pubsub_v1
+        from google.pubsub_v1.services.subscriber.transports.grpc import SubscriberGrpcTransport
+
+        channel = grpc.insecure_channel(self.host, options=[
+            ("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1)])
+        return pubsub_v1.SubscriberClient(transport=SubscriberGrpcTransport(channel=channel))
+
     def pull(self, subscription: str, *, count: int | None = None, idle: float = 2.0,
              timeout: float = 60) -> list[bytes]:
         """Pull and ack messages until ``count`` arrived (then ``idle`` s more, to
         catch extras) or, without ``count``, until none came for ``idle`` s."""
         from google.api_core import exceptions as gexc
-        from google.cloud import pubsub_v1
 
-        with _env(self.env()):
-            subscriber = pubsub_v1.SubscriberClient()
+        subscriber = self._subscriber()
         out: list[bytes] = []
         deadline = time.monotonic() + timeout
         quiet_since = time.monotonic()
