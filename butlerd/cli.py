@@ -23,9 +23,11 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
+from butlerd import _cmd_run
 from butlerd._butler import DEFAULT_MAX_BUFFER_AGE_NS, Butler
 from butlerd._goflags import FlagError, FlagSet
 from butlerd._server import StreamServer, bind_unix_socket, check_socket_path
+from butlerd.outputs.base import Output, OutputConfig
 from wire.types import make_stream_name, validate_project_name, validate_stream_name, validate_tag
 
 log = logging.getLogger("butlerd")
@@ -121,6 +123,13 @@ def parse_globals(values: dict[str, Any]) -> GlobalOptions:
         validate_stream_name(prefix)
     else:
         prefix = _generated_prefix()
+    output = values["output"]
+    if output:
+        from butlerd.outputs import parse_output_flag
+
+        name = output.partition(",")[0]
+        if name != "help":
+            parse_output_flag(output)  # OutputFlagError is a ValueError: exit 2
     tags: dict[str, str] = {}
     for key, value in values["tag"]:
         if key in tags:
@@ -148,9 +157,9 @@ def default_socket_path() -> str:
     return f"/tmp/butlerd-{os.getuid()}/butler.sock"
 
 
-def make_output(opts: GlobalOptions, default: str | None = None):  # type: ignore[no-untyped-def]
-    from butlerd.outputs import create_output
-    from butlerd.outputs.base import OutputConfig
+def make_output(opts: GlobalOptions, default: str | None = None) -> Output:
+    """Build the ``-output`` (or ``default``); a bad configuration exits 250 as in Go."""
+    from butlerd.outputs import OutputConfigError, parse_output_flag
 
     spec = opts.output or default
     if not spec:
@@ -162,9 +171,42 @@ def make_output(opts: GlobalOptions, default: str | None = None):  # type: ignor
         extra={"flush_timeout": str(opts.flush_timeout_s)},
     )
     try:
-        return create_output(spec, config)
-    except ValueError as e:
+        output = parse_output_flag(spec).create(config)
+    except OutputConfigError as e:
         raise CommandError(EXIT_RUNTIME, f"failed to create output: {e}") from None
+    if output.max_size <= 0:
+        # Go hangs with a non-positive bundle size; refuse it instead.
+        raise CommandError(EXIT_CONFIG, f"output bundle size must be positive (got {output.max_size})")
+    return output
+
+
+def output_help(name: str | None) -> str:
+    from butlerd.outputs import get_factory, output_names
+
+    names = [name] if name else output_names()
+    lines = []
+    for n in names:
+        factory = get_factory(n)
+        if factory is None:
+            lines.append(f"unknown output {n!r}")
+        else:
+            lines.append(f"{n}: {factory.description}")
+    return "\n".join(lines)
+
+
+def raise_open_file_limit() -> None:
+    """Go raises the soft RLIMIT_NOFILE to the hard limit at start; so do we.
+
+    Every stream holds a socket and, with the directory output, an open file.
+    """
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError):
+            pass
 
 
 # --- serve ------------------------------------------------------------------------------------
@@ -259,6 +301,9 @@ async def shutdown(opts: GlobalOptions, butler: Butler, server: StreamServer, ou
 
 SUBCOMMANDS: dict[str, tuple[Any, Any, str]] = {
     "serve": (serve_flags, serve, "Run a stream server until SIGTERM/SIGINT."),
+    "run": (_cmd_run.run_flags, _cmd_run.run,
+            "Run a command with a private stream server; its stdout/stderr may be streams."),
+    "stream": (_cmd_run.stream_flags, _cmd_run.stream, "Upload one file (or stdin) as one stream."),
 }
 
 
@@ -301,6 +346,9 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(usage(), file=sys.stderr)
             return EXIT_CONFIG
+    if opts.output.partition(",")[0] == "help":
+        print(output_help(opts.output.partition(",")[2] or None))
+        return 0
     name, sub_args = rest[0], rest[1:]
     if name == "help":
         print(usage())
@@ -316,6 +364,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_CONFIG
     sub_values["args"] = sub_rest
     _configure_logging(opts.log_level)
+    raise_open_file_limit()
     try:
         return _run_async(command(opts, sub_values))
     except CommandError as e:
