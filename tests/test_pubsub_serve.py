@@ -197,3 +197,28 @@ def test_outage_while_clients_write_loses_nothing(tmp_path: Path):
     check_streams(got, {**during, **texts,
                         "across": b"written during the outage\nwritten after the restart\n"}, {})
     assert "TRANSIENT error publishing" in d.stderr()
+
+
+def test_sigterm_with_pubsub_down_waits_flush_timeout_then_fails(tmp_path: Path):
+    emu = PubSubEmulator(tmp_path / "emu")
+    (tmp_path / "emu").mkdir()
+    emu.start()
+    d = None
+    try:
+        topic, _ = emu.create_topic_and_subscription("down")
+        d = Butlerd(tmp_path, "-project", "proj", "-prefix", "down/p",
+                    "-output-flush-timeout", "2s",
+                    output=f"pubsub,topic={topic}", env=emu.env())
+        emu.stop()
+        for i in range(3):
+            write_stream(d, f"s{i}", "text", b"lost?\n")
+        t = time.monotonic()
+        code = d.stop()
+        took = time.monotonic() - t
+    finally:
+        if d is not None:
+            d.kill()
+        emu.stop()
+    assert code != 0
+    assert 1.5 < took < 15
+    assert "bundle(s) were not delivered" in d.stderr()
