@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from butlerd import _cmd_run
+from butlerd import _cmd_session, _sessions, _systemd
 from butlerd._butler import DEFAULT_MAX_BUFFER_AGE_NS, Butler
 from butlerd._goflags import FlagError, FlagSet
 from butlerd._server import StreamServer, bind_unix_socket, check_socket_path
@@ -218,6 +219,7 @@ def serve_flags() -> FlagSet:
               "(default: $XDG_RUNTIME_DIR/butlerd/butler.sock or /tmp/butlerd-$UID/butler.sock).")
     fs.custom("socket-mode", 0o600, lambda s: int(s, 8), "Permissions of the socket file (octal).",
               metavar="mode")
+    _sessions.add_serve_flags(fs)
     return fs
 
 
@@ -243,6 +245,7 @@ class _Signals:
 
 
 async def serve(opts: GlobalOptions, values: dict[str, Any]) -> int:
+    service = _sessions.Service(opts, values)  # systemd's sockets, sd_notify, sessions
     uri = values["streamserver-uri"]
     if uri:
         proto, _, path = uri.partition(":")
@@ -250,24 +253,34 @@ async def serve(opts: GlobalOptions, values: dict[str, Any]) -> int:
             raise CommandError(EXIT_RUNTIME, f"unsupported stream server URI {uri!r} (want unix:PATH)")
     else:
         path = default_socket_path()
-        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-    try:
-        path = check_socket_path(path)
-        sock = bind_unix_socket(path, values["socket-mode"])
-    except (ValueError, OSError) as e:
-        raise CommandError(EXIT_RUNTIME, f"cannot listen on {path}: {e}") from None
+    inherited = service.stream_sockets(path if uri else None)
+    sockets: list[tuple[Any, str | None]] = [(s, None) for s, _ in inherited]
+    if inherited:
+        path = inherited[0][1] or path
+    else:
+        if not uri:
+            os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        try:
+            path = check_socket_path(path)
+            sockets = [(bind_unix_socket(path, values["socket-mode"]), path)]
+        except (ValueError, OSError) as e:
+            service.close()
+            raise CommandError(EXIT_RUNTIME, f"cannot listen on {path}: {e}") from None
     try:
         output = make_output(opts, DEFAULT_OUTPUT)
         await output.start()
     except BaseException:
-        sock.close()
-        os.unlink(path)
+        for sock, remove in sockets:
+            sock.close()
+            if remove:
+                os.unlink(remove)
+        service.close()
         raise
-    return await run_server(opts, output, [(sock, path)], announce=f"unix:{path}")
+    return await run_server(opts, output, sockets, announce=f"unix:{path}", service=service)
 
 
 async def run_server(opts: GlobalOptions, output: Any, sockets: list[tuple[Any, str | None]],
-                     announce: str | None = None) -> int:
+                     announce: str | None = None, service: Any = None) -> int:
     """Serve streams on ``sockets`` until a signal, then drain, flush and close."""
     signals = _Signals()
     signals.install()
@@ -279,6 +292,10 @@ async def run_server(opts: GlobalOptions, output: Any, sockets: list[tuple[Any, 
     if announce:
         print(f"export LOGDOG_STREAM_SERVER_PATH={announce}", flush=True)
         log.info("serving streams on %s", announce)
+    if service is not None:  # sessions, READY=1, watchdog; then drain them with ours
+        await service.start(butler, server)
+        await signals.event.wait()
+        return await service.stop(shutdown(opts, butler, server, output))
     await signals.event.wait()
     return await shutdown(opts, butler, server, output)
 
@@ -301,6 +318,10 @@ async def shutdown(opts: GlobalOptions, butler: Butler, server: StreamServer, ou
 
 SUBCOMMANDS: dict[str, tuple[Any, Any, str]] = {
     "serve": (serve_flags, serve, "Run a stream server until SIGTERM/SIGINT."),
+    "session": (_cmd_session.session_flags, _cmd_session.session_command,
+                "Open, close or list per-build sessions of a running daemon."),
+    "systemd-units": (_systemd.systemd_units_flags, _systemd.systemd_units,
+                      "Write the systemd unit files into DIR."),
     "run": (_cmd_run.run_flags, _cmd_run.run,
             "Run a command with a private stream server; its stdout/stderr may be streams."),
     "stream": (_cmd_run.stream_flags, _cmd_run.stream, "Upload one file (or stdin) as one stream."),
