@@ -226,12 +226,14 @@ class PipeStream(asyncio.Protocol):
         self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._transport: asyncio.ReadTransport | None = None
         self._paused = False
+        self.reads = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]
         self.writer.set_on_consumed(self._maybe_resume)
 
     def data_received(self, data: bytes) -> None:
+        self.reads += 1
         self.writer.feed(data)
         self._check()
 
@@ -271,6 +273,19 @@ class PipeStream(asyncio.Protocol):
         """Stop reading; what was read is kept and flushed."""
         if self._transport is not None and not self._transport.is_closing():
             self._transport.close()
+
+    async def settle_and_close(self, limit: float = 0.5) -> None:
+        """Read what the writer already put in the pipe (until it is quiet
+        for a moment, at most ``limit`` seconds), then stop."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + limit
+        while not self.done.done() and loop.time() < deadline:
+            seen = self.reads
+            await asyncio.sleep(0.05)
+            if self.reads == seen:
+                break
+        self.close()
+        await self.done
 
 
 async def attach_pipe(fd: int, writer: StreamWriter) -> PipeStream:
@@ -610,11 +625,13 @@ async def _read_in_thread(f: Any, writer: StreamWriter, stopped: Callable[[], bo
         writer.set_on_consumed(None)
 
 
-async def _start_reader(f: Any, writer: StreamWriter, stopped: Callable[[], bool]) -> asyncio.Future[Any]:
-    """A future that completes when ``f`` reached EOF and all of it was fed."""
+async def _start_reader(f: Any, writer: StreamWriter, stopped: Callable[[], bool]
+                        ) -> tuple[asyncio.Future[Any], PipeStream | None]:
+    """A future that completes when ``f`` reached EOF and all of it was fed
+    (and the PipeStream doing it, when ``f`` is a pipe or socket)."""
     mode = os.fstat(f.fileno()).st_mode
     if stat.S_ISREG(mode):
-        return asyncio.ensure_future(_read_file(f, writer, stopped))
+        return asyncio.ensure_future(_read_file(f, writer, stopped)), None
     if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
         # O_NONBLOCK belongs to the open file, shared with whoever gave it to
         # us: put it back as we found it.
@@ -622,9 +639,9 @@ async def _start_reader(f: Any, writer: StreamWriter, stopped: Callable[[], bool
         was_blocking = os.get_blocking(fd)
         pipe = await attach_pipe(os.dup(fd), writer)
         pipe.done.add_done_callback(lambda _: os.set_blocking(fd, was_blocking))
-        return pipe.done
+        return pipe.done, pipe
     # Terminals and other devices (epoll refuses /dev/null outright).
-    return asyncio.ensure_future(_read_in_thread(f, writer, stopped))
+    return asyncio.ensure_future(_read_in_thread(f, writer, stopped)), None
 
 
 async def stream(opts: GlobalOptions, values: dict[str, Any]) -> int:
@@ -672,13 +689,17 @@ async def _stream_file(opts: GlobalOptions, desc: StreamDescriptor, f: Any, outp
         code = cli.EXIT_RUNTIME
     if writer is not None:
         stop = asyncio.ensure_future(signals.event.wait())
-        reader = await _start_reader(f, writer, signals.event.is_set)
+        reader, pipe = await _start_reader(f, writer, signals.event.is_set)
+        log.info("streaming %s as %r", getattr(f, "name", "stdin"), desc.name)
         try:
             await asyncio.wait({reader, stop}, return_when=asyncio.FIRST_COMPLETED)
             if not reader.done():
-                code = cli.EXIT_RUNTIME  # interrupted, as Go; what was read is still flushed
-                reader.cancel()
-                await asyncio.wait({reader})
+                code = cli.EXIT_RUNTIME  # interrupted, as Go; what was sent is still flushed
+                if pipe is not None:
+                    await pipe.settle_and_close()
+                else:
+                    reader.cancel()
+                    await asyncio.wait({reader})
             elif reader.exception() is not None:
                 log.error("reading %s failed: %s", desc.name, reader.exception())
                 code = cli.EXIT_RUNTIME
