@@ -323,7 +323,12 @@ def _describe_difference(rel: str, expected: bytes, actual: bytes) -> str:
 
 def compare_outputs(reference: Path, candidate: Path, *, ignore_meta_timestamps: bool = False) -> None:
     """Assert the two directory outputs are identical: tree, names, modes and bytes."""
+    if reference.exists() != candidate.exists():
+        pytest.fail(f"output directory exists: logdog_butler={reference.exists()} "
+                    f"butlerd={candidate.exists()}", pytrace=False)
     ref, cand = _tree(reference), _tree(candidate)
+    if reference.exists():
+        ref["./"], cand["./"] = reference, candidate
     missing = sorted(set(ref) - set(cand))
     extra = sorted(set(cand) - set(ref))
     if missing or extra:

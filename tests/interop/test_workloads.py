@@ -185,6 +185,31 @@ WORKLOADS: dict[str, tuple[Workload, dict[str, bytes]]] = {
                  daemon_flags=["-tag", "  padded=v w  ", "-tag", "bare"]),
         {},
     ),
+    # Partial lines go out when their data is older than the buffer age (or at once with
+    # -output-no-buffer), each written with a "\n" by the directory output; a split UTF-8
+    # sequence or a trailing "\r" is held back for the next piece.
+    "buffer_age_partial_lines": (
+        Workload(
+            streams=[
+                stream("age/split", [s("partial"), s(" rest\n")], pause_ms=1800),
+                stream("age/utf8", [hx(b"abc\xc3"), hx(b"\xa9 rest\n")], pause_ms=1800),
+                stream("age/cr", [s("abc\r"), s("\n")], pause_ms=1800),
+            ],
+            concurrent=True,
+            daemon_flags=["-output-max-buffer-age", "1s"],
+        ),
+        {"age/split": b"partial\n rest\n", "age/utf8": "abc\né rest\n".encode(),
+         "age/cr": b"abc\n\n"},
+    ),
+    "default_buffer_age_partial_line": (
+        Workload(streams=[stream("age5/split", [s("older than 5s"), s(", rest\n")], pause_ms=6500)]),
+        {"age5/split": b"older than 5s\n, rest\n"},
+    ),
+    "no_buffer_partial_lines": (
+        Workload(streams=[stream("nobuf/a", [s("abc"), s("def\n"), s("gh")], pause_ms=300)],
+                 daemon_flags=["-output-no-buffer"]),
+        {"nobuf/a": b"abc\ndef\ngh\n"},
+    ),
     "global_tags_overridden": (
         Workload(
             streams=[

@@ -89,13 +89,21 @@ type stream struct {
 	Namespace  *string `json:"namespace,omitempty"`
 	ForProcess bool    `json:"for_process,omitempty"`
 	Writes     []data  `json:"writes"`
-	// PauseMS sleeps between writes (to get separate reads on the server).
+	// PauseMS sleeps between writes (separate reads on the server, or
+	// buffered data growing old).
 	PauseMS int `json:"pause_ms,omitempty"`
 	// DelayMS sleeps before the stream is opened (to order registrations).
 	DelayMS int `json:"delay_ms,omitempty"`
 	// MayFail: the daemon is expected to refuse this stream, so errors while
 	// opening, writing or closing it are ignored.
 	MayFail bool `json:"may_fail,omitempty"`
+}
+
+// pause sleeps PauseMS after write i, unless it was the last one.
+func (s *stream) pause(i int) {
+	if s.PauseMS > 0 && i < len(s.Writes)-1 {
+		time.Sleep(time.Duration(s.PauseMS) * time.Millisecond)
+	}
 }
 
 // workload is a whole script. With Concurrent, every stream is opened first,
@@ -191,9 +199,7 @@ func writeAll(w io.Writer, s *stream) error {
 		if n != len(b) {
 			return fmt.Errorf("stream %q write %d: short write %d/%d", s.Name, i, n, len(b))
 		}
-		if s.PauseMS > 0 {
-			time.Sleep(time.Duration(s.PauseMS) * time.Millisecond)
-		}
+		s.pause(i)
 	}
 	return nil
 }
@@ -212,9 +218,7 @@ func (o *open) play(workloadPath string) error {
 			if err := o.dg.WriteDatagram(b); err != nil {
 				return fmt.Errorf("stream %q datagram %d: %w", s.Name, i, err)
 			}
-			if s.PauseMS > 0 {
-				time.Sleep(time.Duration(s.PauseMS) * time.Millisecond)
-			}
+			s.pause(i)
 		}
 		return o.dg.Close()
 	case s.ForProcess:
