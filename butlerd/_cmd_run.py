@@ -25,6 +25,10 @@ Plan for ``run``:
 
 The exit code is the child's (255 when a signal killed it: Go reports -1);
 2 for usage errors, 250 when the command could not be run.
+
+Unlike logdog_butler, ``-output`` is optional for ``run`` and ``stream``:
+without it they use serve's embedded default, ``directory,path=./butlerd-logs``
+(relative to butlerd's working directory, not ``-chdir``).
 """
 
 from __future__ import annotations
