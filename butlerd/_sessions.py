@@ -272,7 +272,7 @@ class SessionManager:
                 raise SessionError(f"invalid tag: {e}") from None
             merged[key] = value
 
-        sid = secrets.token_hex(10)
+        sid = secrets.token_hex(8)
         spec = (output or self.default_output).replace("{id}", sid)
         config = OutputConfig(project=project, prefix=prefix, coordinator_host=coordinator_host,
                               extra={"flush_timeout": str(self.flush_timeout)})
