@@ -2,7 +2,11 @@ module butlerd.test/interop
 
 go 1.26
 
-require go.chromium.org/luci v0.0.0-20260822014153-22eba00a8fe4
+require (
+	go.chromium.org/luci v0.0.0-20260822014153-22eba00a8fe4
+	google.golang.org/grpc v1.82.1
+	google.golang.org/protobuf v1.36.11
+)
 
 require (
 	cloud.google.com/go v0.123.0 // indirect
@@ -50,8 +54,6 @@ require (
 	google.golang.org/genproto v0.0.0-20260414002931-afd174a4e478 // indirect
 	google.golang.org/genproto/googleapis/api v0.0.0-20260414002931-afd174a4e478 // indirect
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20260414002931-afd174a4e478 // indirect
-	google.golang.org/grpc v1.82.1 // indirect
-	google.golang.org/protobuf v1.36.11 // indirect
 )
 
 tool go.chromium.org/luci/logdog/client/cmd/logdog_butler
