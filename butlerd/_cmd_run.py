@@ -488,7 +488,7 @@ class _Runner:
         try:
             await asyncio.wait({normal, stop}, return_when=asyncio.FIRST_COMPLETED)
             if normal.done():
-                idle = asyncio.ensure_future(_wait_clients(server))
+                idle = asyncio.ensure_future(server.wait_idle())
                 await asyncio.wait({idle, stop}, return_when=asyncio.FIRST_COMPLETED)
                 idle.cancel()
             else:
@@ -534,27 +534,6 @@ def _signal_name(sig: int) -> str:
         return signal.Signals(sig).name
     except ValueError:
         return f"signal {sig}"
-
-
-def _open_connections(server: StreamServer) -> int:
-    # TODO: use a public StreamServer API once there is one.
-    return len(server._connections)
-
-
-async def _wait_clients(server: StreamServer) -> None:
-    """Until no client of the socket is connected and none is arriving.
-
-    A client that connected just before the child exited may still sit in
-    the accept queue: require the server to be quiet for a moment too.
-    """
-    quiet = 0
-    while quiet < 3:
-        seen = server.activity
-        await asyncio.sleep(0.02)
-        if _open_connections(server) or server.activity != seen:
-            quiet = 0
-        else:
-            quiet += 1
 
 
 # --- stream -----------------------------------------------------------------------------------

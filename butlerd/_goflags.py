@@ -150,6 +150,8 @@ class FlagSet:
             default = ""
             if f.parse is parse_duration:
                 default = f" (default {format_duration(f.default)})"
+            elif f.default is True:
+                default = " (default true)"
             elif f.default not in (None, "", False, []):
                 default = f" (default {f.default!r})"
             lines.append(f"  -{f.name}{kind}\n        {f.help}{default}")

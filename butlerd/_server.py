@@ -249,6 +249,26 @@ class StreamServer:
             seen = self.activity
             await asyncio.sleep(0.02)
 
+    @property
+    def connection_count(self) -> int:
+        """Connections open now, whether still in their handshake or streaming."""
+        return len(self._connections)
+
+    async def wait_idle(self, quiet_rounds: int = 3, interval: float = 0.02) -> None:
+        """Return once no client is connected and none is arriving.
+
+        A client that connected a moment ago may still sit in the accept
+        queue, so the server must also stay quiet for ``quiet_rounds``.
+        """
+        quiet = 0
+        while quiet < quiet_rounds:
+            seen = self.activity
+            await asyncio.sleep(interval)
+            if self._connections or self.activity != seen:
+                quiet = 0
+            else:
+                quiet += 1
+
     def _stream_closed(self) -> None:
         if not any(c.streaming for c in self._connections):
             self._idle.set()
