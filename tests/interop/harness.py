@@ -10,13 +10,14 @@ Plan:
   skipped when a stamp of the Go sources matches. No `go`, or a failed build (an unreachable
   module proxy), skips the suite, unless BUTLERD_REQUIRE_INTEROP=1 turns that into a failure.
 - `run_daemon` starts one daemon, plays the workload, then waits until the daemon has closed
-  every client connection: the reference force-closes open streams on SIGTERM and loses what
-  it has not read yet, so SIGTERM must come only after it has read every byte.
+  every client connection (seen in /proc/net/unix): the reference force-closes open streams
+  on SIGTERM and loses what it has not read yet, so SIGTERM must come only after it has read
+  every byte. It closes a connection only after handing its last bytes to the bundler, and
+  SIGTERM flushes the bundler.
 """
 
 from __future__ import annotations
 
-import contextlib
 import difflib
 import fcntl
 import hashlib
@@ -50,9 +51,9 @@ EXIT_AFTER_SIGTERM = {"go": 250, "butlerd": 0}
 STARTUP_TIMEOUT = 30.0
 DRIVER_TIMEOUT = 120.0
 DRAIN_TIMEOUT = 60.0
-# How long the daemon must look idle (no client connection, nothing queued on the listener)
-# before it is stopped. Accepting is asynchronous, so one empty look is not proof enough.
-IDLE_SETTLE = 0.5
+# How long the daemon must hold no client connection before it is stopped (a short margin;
+# /proc/net/unix already shows connections that are still waiting to be accepted).
+IDLE_SETTLE = 0.1
 SHUTDOWN_TIMEOUT = 60.0
 
 
@@ -82,30 +83,30 @@ class GoBinaries:
     logdog_butler: Path
 
 
-def _socket_fds(pid: int) -> int:
-    """Sockets the daemon holds open: the listener plus one per client connection."""
-    count = 0
-    with contextlib.suppress(FileNotFoundError):
-        for fd in os.listdir(f"/proc/{pid}/fd"):
-            with contextlib.suppress(OSError):
-                if os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:"):
-                    count += 1
-    return count
-
-
 _SO_ACCEPTCON = 0x10000
 
 
-def _is_listening(sock: Path) -> bool:
-    """Whether a socket bound at this path is listening (the file appears at bind(), before
-    listen(), and a connect in between is refused)."""
+def _unix_table(sock: Path) -> list[int]:
+    """Flags of every kernel socket bound to this path: the listener, plus the server end of
+    each connection, from connect() (still queued for accept) until the daemon closes it."""
+    flags = []
     with open("/proc/net/unix") as table:
         next(table)
         for line in table:
             fields = line.split()
-            if len(fields) >= 8 and fields[7] == str(sock) and int(fields[3], 16) & _SO_ACCEPTCON:
-                return True
-    return False
+            if len(fields) >= 8 and fields[7] == str(sock):
+                flags.append(int(fields[3], 16))
+    return flags
+
+
+def _is_listening(sock: Path) -> bool:
+    """The file appears at bind(), before listen(); a connect in between would be refused."""
+    return any(f & _SO_ACCEPTCON for f in _unix_table(sock))
+
+
+def _open_connections(sock: Path) -> int:
+    """Client connections the daemon has not yet accepted, read to the end and closed."""
+    return sum(1 for f in _unix_table(sock) if not f & _SO_ACCEPTCON)
 
 
 def _cpu_ticks(pid: int) -> int:
@@ -127,23 +128,7 @@ def _wait_quiet(pid: int, settle: float = 0.3, limit: float = 10.0) -> None:
             return
 
 
-def _listener_backlog(sock: Path) -> int:
-    """Connections made but not yet accepted (0 when `ss` is unavailable)."""
-    ss = shutil.which("ss")
-    if ss is None:
-        return 0
-    out = subprocess.run(
-        [ss, "-xlnH", "src", str(sock)], capture_output=True, text=True, check=False
-    ).stdout
-    total = 0
-    for line in out.splitlines():
-        fields = line.split()
-        if len(fields) >= 3 and fields[2].isdigit():
-            total += int(fields[2])
-    return total
-
-
-def _wait_idle(proc: subprocess.Popen[bytes], sock: Path, baseline: int) -> None:
+def _wait_idle(proc: subprocess.Popen[bytes], sock: Path) -> None:
     """Wait until the daemon has accepted, read and closed every client connection."""
     deadline = time.monotonic() + DRAIN_TIMEOUT
     idle_since: float | None = None
@@ -151,7 +136,7 @@ def _wait_idle(proc: subprocess.Popen[bytes], sock: Path, baseline: int) -> None
         if proc.poll() is not None:
             return
         now = time.monotonic()
-        if _socket_fds(proc.pid) <= baseline and _listener_backlog(sock) == 0:
+        if _open_connections(sock) == 0:
             if idle_since is None:
                 idle_since = now
             elif now - idle_since >= IDLE_SETTLE:
@@ -232,7 +217,6 @@ def run_daemon(kind: str, binaries: GoBinaries, workload: Workload, work_dir: Pa
                         pytrace=False,
                     )
                 time.sleep(0.02)
-            baseline = _socket_fds(proc.pid)
 
             driver_env = {k: v for k, v in os.environ.items() if not k.startswith("LOGDOG_")}
             driver_env["LOGDOG_STREAM_SERVER_PATH"] = f"unix:{sock}"
@@ -257,7 +241,7 @@ def run_daemon(kind: str, binaries: GoBinaries, workload: Workload, work_dir: Pa
                     pytrace=False,
                 )
 
-            _wait_idle(proc, sock, baseline)
+            _wait_idle(proc, sock)
             proc.send_signal(signal.SIGTERM)
             try:
                 returncode = proc.wait(timeout=SHUTDOWN_TIMEOUT)
