@@ -369,6 +369,7 @@ class ControlServer:
         self._path = remove_on_close
 
     async def close(self) -> None:
+        """Stop accepting; requests in progress (e.g. a ``close``) still get their answer."""
         if self._server is not None:
             self._server.close()
             self._server = None
@@ -378,6 +379,9 @@ class ControlServer:
             except FileNotFoundError:
                 pass
             self._path = None
+
+    def abort(self) -> None:
+        """Drop connections still open at exit."""
         for task in list(self._tasks):
             task.cancel()
 
@@ -586,7 +590,10 @@ class Service:
 
         try:
             code, _ = await asyncio.gather(shutdown, close_sessions())
+            await asyncio.sleep(0)  # let pending control replies be written
         finally:
+            if self.control is not None:
+                self.control.abort()
             if self._watchdog is not None:
                 await self._watchdog.stop()
             self.notifier.close()
