@@ -31,16 +31,15 @@ import (
 )
 
 type stream struct {
-	Type          string            `json:"type"`
-	ContentType   string            `json:"content_type"`
-	Tags          map[string]string `json:"tags"`
-	Indices       []uint64          `json:"indices"`
-	Sequences     []uint64          `json:"sequences"`
-	Terminals     []uint64          `json:"terminals"`
-	Data          []byte            `json:"data"`      // text (value+delimiter) or binary bytes
-	Datagrams     [][]byte          `json:"datagrams"` // reassembled datagrams
-	pending       []byte
-	pendingActive bool
+	Type        string            `json:"type"`
+	ContentType string            `json:"content_type"`
+	Tags        map[string]string `json:"tags"`
+	Indices     []uint64          `json:"indices"`
+	Sequences   []uint64          `json:"sequences"`
+	Terminals   []uint64          `json:"terminals"`
+	Data        []byte            `json:"data"`      // text (value+delimiter) or binary bytes
+	Datagrams   [][]byte          `json:"datagrams"` // reassembled datagrams
+	logs        []*logpb.LogEntry
 }
 
 type report struct {
@@ -89,9 +88,9 @@ func main() {
 		}
 	}
 	rep.Projects, rep.Prefixes = keys(projects), keys(prefixes)
-	for _, s := range rep.Streams {
-		if s.pendingActive {
-			rep.Rejected = append(rep.Rejected, "a datagram was left incomplete")
+	for name, s := range rep.Streams {
+		if err := s.assemble(); err != nil {
+			rep.Rejected = append(rep.Rejected, fmt.Sprintf("stream %q: %s", name, err))
 		}
 	}
 	out := json.NewEncoder(os.Stdout)
@@ -178,7 +177,7 @@ func check(rep *report, msg, want []byte, projects, prefixes map[string]bool) er
 			if le.StreamIndex != e.Logs[0].StreamIndex+uint64(i) {
 				return fmt.Errorf("stream %q: non-contiguous log entry block", desc.Name)
 			}
-			s.add(le)
+			s.logs = append(s.logs, le)
 		}
 		if e.Terminal {
 			s.Terminals = append(s.Terminals, e.TerminalIndex)
@@ -187,28 +186,36 @@ func check(rep *report, msg, want []byte, projects, prefixes map[string]bool) er
 	return nil
 }
 
-// add appends one log entry; entries must arrive in stream order (one
-// publisher, bundles pulled in publish order, which the test ensures by
-// sorting messages by their first index before sending them here).
-func (s *stream) add(le *logpb.LogEntry) {
-	s.Indices = append(s.Indices, le.StreamIndex)
-	s.Sequences = append(s.Sequences, le.Sequence)
-	switch c := le.Content.(type) {
-	case *logpb.LogEntry_Text:
-		for _, l := range c.Text.Lines {
-			s.Data = append(s.Data, l.Value...)
-			s.Data = append(s.Data, l.Delimiter...)
-		}
-	case *logpb.LogEntry_Binary:
-		s.Data = append(s.Data, c.Binary.Data...)
-	case *logpb.LogEntry_Datagram:
-		s.pending = append(s.pending, c.Datagram.Data...)
-		s.pendingActive = true
-		if c.Datagram.Partial == nil || c.Datagram.Partial.Last {
-			s.Datagrams = append(s.Datagrams, s.pending)
-			s.pending, s.pendingActive = nil, false
+// assemble orders the stream's log entries by stream index (messages may be
+// pulled in any order) and rebuilds its data.
+func (s *stream) assemble() error {
+	sort.Slice(s.logs, func(i, j int) bool { return s.logs[i].StreamIndex < s.logs[j].StreamIndex })
+	pending := []byte{}
+	active := false
+	for _, le := range s.logs {
+		s.Indices = append(s.Indices, le.StreamIndex)
+		s.Sequences = append(s.Sequences, le.Sequence)
+		switch c := le.Content.(type) {
+		case *logpb.LogEntry_Text:
+			for _, l := range c.Text.Lines {
+				s.Data = append(s.Data, l.Value...)
+				s.Data = append(s.Data, l.Delimiter...)
+			}
+		case *logpb.LogEntry_Binary:
+			s.Data = append(s.Data, c.Binary.Data...)
+		case *logpb.LogEntry_Datagram:
+			pending = append(pending, c.Datagram.Data...)
+			active = true
+			if c.Datagram.Partial == nil || c.Datagram.Partial.Last {
+				s.Datagrams = append(s.Datagrams, pending)
+				pending, active = []byte{}, false
+			}
 		}
 	}
+	if active {
+		return fmt.Errorf("a datagram was left incomplete")
+	}
+	return nil
 }
 
 // rawBundle returns the serialized bundle inside a message, decompressed.

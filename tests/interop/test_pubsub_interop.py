@@ -1,0 +1,237 @@
+"""butlerd's Pub/Sub and LogDog outputs judged by luci-go's own code.
+
+* cmd/pubsubcheck reads what butlerd published to the emulator with luci-go's
+  ``pubsubprotocol`` reader (the collector's) and applies the collector's
+  acceptance rules; it also re-encodes each bundle with luci-go's writer to
+  compare bytes.
+* cmd/fakecoord serves ``logdog.Registration`` with luci-go's pRPC server and
+  logs every call; ``-output logdog`` must be accepted by it, retry its
+  UNAVAILABLE answers with one nonce, and publish with the topic and secret
+  it answers.
+
+Both Go programs are built once into tests/interop/bin/ (gitignored).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.daemon import Butlerd
+from tests.emulator import PubSubEmulator, skip_without_emulator
+from tests.test_pubsub_serve import write_stream
+from wire.varint import encode_uvarint
+
+from .harness import BIN_DIR, INTEROP_DIR, _unavailable
+
+pytestmark = [pytest.mark.interop, pytest.mark.emulator, skip_without_emulator()]
+
+SECRET = bytes(range(0x40, 0x40 + 36))
+PROGRAMS = ("pubsubcheck", "fakecoord")
+
+
+@dataclass(frozen=True)
+class Tools:
+    pubsubcheck: Path
+    fakecoord: Path
+
+
+@pytest.fixture(scope="session")
+def tools() -> Tools:
+    go = shutil.which("go")
+    if go is None:
+        _unavailable("the interop tests need the `go` toolchain on PATH")
+    assert go is not None
+    BIN_DIR.mkdir(exist_ok=True)
+    sources = [INTEROP_DIR / "go.mod", INTEROP_DIR / "go.sum",
+               *(INTEROP_DIR / "cmd" / p / "main.go" for p in PROGRAMS)]
+    stamp = "\n".join(f"{p}:{p.stat().st_mtime_ns}" for p in sources)
+    stamp_file = BIN_DIR / ".stamp-pubsub"
+    with open(BIN_DIR / ".build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            fresh = (stamp_file.exists() and stamp_file.read_text() == stamp
+                     and all((BIN_DIR / p).exists() for p in PROGRAMS))
+            if not fresh:
+                build = subprocess.run(
+                    [go, "build", "-o", str(BIN_DIR) + os.sep, *(f"./cmd/{p}" for p in PROGRAMS)],
+                    cwd=INTEROP_DIR, capture_output=True, text=True, timeout=900, check=False)
+                if build.returncode != 0:
+                    _unavailable("building pubsubcheck/fakecoord failed (module proxy unreachable?):\n"
+                                 + build.stderr[-4000:])
+                stamp_file.write_text(stamp)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    return Tools(BIN_DIR / "pubsubcheck", BIN_DIR / "fakecoord")
+
+
+@pytest.fixture(scope="module")
+def emulator(tmp_path_factory):
+    emu = PubSubEmulator(tmp_path_factory.mktemp("emulator"))
+    emu.start()
+    yield emu
+    emu.stop()
+
+
+def pubsubcheck(tools: Tools, messages: list[bytes], secret: bytes) -> dict:
+    out = subprocess.run([str(tools.pubsubcheck), "-secret", secret.hex()],
+                         input=b"".join(encode_uvarint(len(m)) + m for m in messages),
+                         capture_output=True, check=True, timeout=120)
+    return json.loads(out.stdout)
+
+
+def b64(data: bytes) -> str:
+    import base64
+
+    return base64.b64encode(data).decode()
+
+
+# One tag at most per stream: Go marshals maps in random order, so only then
+# is "identical to luci-go's writer" a fair byte comparison.
+WORKLOAD_TEXT = {"app/stdout": b"".join(f"line {i}\n".encode() for i in range(30_000)),
+                 "app/stderr": b"warning: x\r\nno newline",
+                 "app/late": b"late\n"}  # alone in a small, uncompressed bundle
+WORKLOAD_BINARY = {"app/blob": bytes(range(256)) * 4000}
+WORKLOAD_DGRAMS = {"app/build.proto": [b"", b"\x08\x01", os.urandom(200_000), b"z" * 10]}
+
+
+def play_workload(d: Butlerd) -> None:
+    for name, body in WORKLOAD_TEXT.items():
+        if name != "app/late":
+            write_stream(d, name, "text", body)
+    for name, body in WORKLOAD_BINARY.items():
+        write_stream(d, name, "binary", body)
+    for name, dgrams in WORKLOAD_DGRAMS.items():
+        write_stream(d, name, "datagram", b"".join(encode_uvarint(len(g)) + g for g in dgrams))
+    write_stream(d, "app/empty", "text", b"")  # an empty stream: never published
+    time.sleep(0.5)  # everything above is bundled and sent by now
+    write_stream(d, "app/late", "text", WORKLOAD_TEXT["app/late"])
+
+
+def check_report(report: dict, project: str, prefix: str) -> None:
+    assert report["rejected"] == []
+    assert report["secrets_ok"] is True
+    assert (report["projects"], report["prefixes"]) == ([project], [prefix])
+    streams = report["streams"]
+    assert set(streams) == {*WORKLOAD_TEXT, *WORKLOAD_BINARY, *WORKLOAD_DGRAMS}
+    for name, s in streams.items():
+        assert s["indices"] == list(range(len(s["indices"]))), name
+        assert s["terminals"] == [s["indices"][-1]], name
+    for name, body in {**WORKLOAD_TEXT, **WORKLOAD_BINARY}.items():
+        assert streams[name]["data"] == b64(body), name
+    for name, dgrams in WORKLOAD_DGRAMS.items():
+        assert streams[name]["datagrams"] == [b64(g) for g in dgrams], name
+    assert streams["app/blob"]["type"] == "BINARY"
+    assert streams["app/build.proto"]["content_type"] == "application/x-logdog-datagram"
+    # Bytes: every bundle serializes exactly as luci-go marshals it; every
+    # uncompressed message is exactly what luci-go's writer emits; compressed
+    # ones differ only inside the zlib stream (Go's deflate vs C zlib).
+    assert report["identical_bundle_bytes"] == report["messages"]
+    assert report["identical_to_go_writer"] >= report["messages"] - report["compressed"]
+
+
+def test_pubsub_output_messages_pass_luci_go_reader(tools, emulator, tmp_path: Path):
+    topic, sub = emulator.create_topic_and_subscription(f"ic-{uuid.uuid4().hex[:8]}")
+    secret_file = tmp_path / "secret"
+    secret_file.write_bytes(SECRET)
+    d = Butlerd(tmp_path, "-project", "chromium", "-prefix", "interop/pubsub",
+                "-output-max-buffer-age", "50ms",
+                output=f"pubsub,topic={topic},secret-file={secret_file}", env=emulator.env())
+    try:
+        play_workload(d)
+        assert d.stop() == 0, d.stderr()
+    finally:
+        d.kill()
+    messages = emulator.pull(sub, idle=2)
+    report = pubsubcheck(tools, messages, SECRET)
+    assert report["messages"] == len(messages) > 1
+    assert 0 < report["compressed"] < report["messages"]
+    check_report(report, "chromium", "interop/pubsub")
+
+
+class FakeCoord:
+    def __init__(self, tools: Tools, tmp: Path, topic: str, fail_first: int = 0) -> None:
+        self.log = tmp / "fakecoord.jsonl"
+        self.proc = subprocess.Popen(
+            [str(tools.fakecoord), "-topic", topic, "-secret", SECRET.hex(),
+             "-fail-first", str(fail_first), "-log", str(self.log)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline().decode()
+        assert line.startswith("listening on "), line + self.proc.stderr.read().decode()
+        self.host = line.split()[-1]
+
+    def calls(self) -> list[dict]:
+        if not self.log.exists():
+            return []
+        return [json.loads(line) for line in self.log.read_text().splitlines()]
+
+    def stop(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+
+def test_logdog_output_registers_with_luci_go_prpc_server(tools, emulator, tmp_path: Path):
+    topic, sub = emulator.create_topic_and_subscription(f"ld-{uuid.uuid4().hex[:8]}")
+    coord = FakeCoord(tools, tmp_path, topic, fail_first=2)
+    try:
+        start = time.monotonic()
+        d = Butlerd(tmp_path, "-project", "chromium", "-prefix", "buildbucket/cr/42",
+                    "-coordinator-host", coord.host, "-output-max-buffer-age", "50ms",
+                    output="logdog,prefix-expiration=1h", env=emulator.env())
+        registered_after = time.monotonic() - start
+        try:
+            play_workload(d)
+            assert d.stop() == 0, d.stderr()
+        finally:
+            d.kill()
+        calls = coord.calls()
+    finally:
+        coord.stop()
+
+    # Two UNAVAILABLE answers retried by the pRPC layer (1 s, then 2 s), one nonce.
+    assert [c["answer"] for c in calls] == ["Unavailable", "Unavailable", "OK"]
+    assert registered_after > 2.5
+    assert len({c["op_nonce"] for c in calls}) == 1 and len(calls[0]["op_nonce"]) == 64
+    c = calls[-1]
+    assert (c["project"], c["prefix"], c["realm"]) == ("chromium", "buildbucket/cr/42", "")
+    assert c["source_info"][0] == "LogDog Butler"
+    assert [s.split("=")[0] for s in c["source_info"][1:]] == ["GOARCH", "GOOS"]
+    assert c["has_expiration"] and c["expiration_ns"] == 3600 * 10**9
+    # luci-go's server parsed our X-Prpc-Grpc-Timeout into the call's deadline.
+    assert 25_000 < c["deadline_ms"] <= 30_000
+    assert c["metadata"]["user-agent"] == ["pRPC Client 1.5"]
+    assert "authorization" not in c["metadata"]
+
+    report = pubsubcheck(tools, emulator.pull(sub, idle=2), SECRET)
+    check_report(report, "chromium", "buildbucket/cr/42")
+
+
+def test_second_registration_of_a_prefix_is_refused(tools, emulator, tmp_path: Path):
+    topic, _ = emulator.create_topic_and_subscription(f"ld-{uuid.uuid4().hex[:8]}")
+    coord = FakeCoord(tools, tmp_path, topic)
+    try:
+        args = ["-project", "chromium", "-prefix", "once/only", "-coordinator-host", coord.host]
+        (tmp_path / "a").mkdir()
+        first = Butlerd(tmp_path / "a", *args, output="logdog", env=emulator.env())
+        try:
+            assert first.stop() == 0
+        finally:
+            first.kill()
+        (tmp_path / "b").mkdir()
+        with pytest.raises(RuntimeError, match="AlreadyExists"):
+            Butlerd(tmp_path / "b", *args, output="logdog", env=emulator.env())
+        calls = coord.calls()
+    finally:
+        coord.stop()
+    assert [c["answer"] for c in calls] == ["OK", "AlreadyExists"]
+    assert calls[0]["op_nonce"] != calls[1]["op_nonce"]
