@@ -39,6 +39,8 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from butlerd._goflags import FlagSet
+
 log = logging.getLogger("butlerd.systemd")
 
 #: sd_listen_fds(3): passed descriptors start here.
@@ -326,9 +328,7 @@ def write_units(directory: str, binary: str | None = None) -> list[str]:
 # --- `butlerd systemd-units DIR` ----------------------------------------------------------------
 
 
-def systemd_units_flags():  # type: ignore[no-untyped-def]
-    from butlerd._goflags import FlagSet
-
+def systemd_units_flags() -> FlagSet:
     fs = FlagSet("systemd-units")
     fs.string("exec", "", "The butlerd binary ExecStart= runs (default: this install's).",
               metavar="path")
