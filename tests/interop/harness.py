@@ -362,7 +362,8 @@ def ensure_go_binaries() -> GoBinaries:
                 stamp_file.unlink(missing_ok=True)
                 try:
                     build = subprocess.run(
-                        [go, "build", "-o", str(BIN_DIR) + os.sep, "./cmd/driver", LOGDOG_BUTLER_PKG],
+                        [go, "build", "-buildvcs=false", "-o", str(BIN_DIR) + os.sep, "./cmd/driver",
+                         LOGDOG_BUTLER_PKG],
                         cwd=INTEROP_DIR,
                         capture_output=True,
                         text=True,
