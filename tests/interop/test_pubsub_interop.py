@@ -235,3 +235,135 @@ def test_second_registration_of_a_prefix_is_refused(tools, emulator, tmp_path: P
         coord.stop()
     assert [c["answer"] for c in calls] == ["OK", "AlreadyExists"]
     assert calls[0]["op_nonce"] != calls[1]["op_nonce"]
+
+
+# --- the reference logdog_butler on the same fake Coordinator and emulator --------------------
+
+
+class FakeLocalAuth:
+    """LUCI_CONTEXT local_auth: the LUCI auth library gets its OAuth tokens from
+    this (fake) local server, which is how logdog_butler authenticates on bots.
+    Without it the reference has no credentials and refuses to start."""
+
+    def __init__(self, tmp: Path) -> None:
+        import http.server
+        import threading
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                self.rfile.read(int(self.headers["Content-Length"]))
+                body = json.dumps({"access_token": "fake-token",
+                                   "expiry": int(time.time()) + 3600}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.context = tmp / "luci_context.json"
+        self.context.write_text(json.dumps({"local_auth": {
+            "rpc_port": self.server.server_address[1], "secret": "c2VjcmV0",
+            "accounts": [{"id": "task", "email": "task@example.com"}],
+            "default_account_id": "task"}}))
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def per_stream(messages: list[bytes]) -> dict[str, dict[str, object]]:
+    """What a collector stores per stream, minus what depends on timing
+    (time offsets, prefix indices, how lines were grouped into entries)."""
+    from wire import butlerproto
+
+    descs: dict[str, bytes] = {}
+    logs: dict[str, list] = {}
+    terminals: dict[str, list[int]] = {}
+    for m in messages:
+        b = butlerproto.decode(m).bundle
+        for e in b.entries:
+            name = e.desc.name
+            descs.setdefault(name, e.desc.SerializeToString(deterministic=True))
+            assert descs[name] == e.desc.SerializeToString(deterministic=True)
+            logs.setdefault(name, []).extend(e.logs)
+            if e.terminal:
+                terminals.setdefault(name, []).append(e.terminal_index)
+    out: dict[str, dict[str, object]] = {}
+    for name, entries in logs.items():
+        entries.sort(key=lambda le: le.stream_index)
+        indices = [le.stream_index for le in entries]
+        assert indices == list(range(len(indices))), name
+        assert terminals.get(name) == [indices[-1]], name
+        kind = entries[0].WhichOneof("content")
+        if kind == "text":
+            # Every line with the number of the first line of its entry + its position:
+            # the line numbers a viewer shows.
+            content = [(le.sequence + i, ln.value, ln.delimiter)
+                       for le in entries for i, ln in enumerate(le.text.lines)]
+        elif kind == "binary":
+            offsets = [le.sequence for le in entries]
+            data = b"".join(le.binary.data for le in entries)
+            sizes = [len(le.binary.data) for le in entries]
+            assert offsets == [sum(sizes[:i]) for i in range(len(sizes))], name
+            content = data
+        else:
+            content = [(le.sequence, le.datagram.data, le.datagram.HasField("partial"))
+                       for le in entries]
+        out[name] = {"desc": descs[name], "content": content}
+    return out
+
+
+def test_same_workload_as_reference_logdog_butler(go_binaries, tools, emulator, tmp_path: Path,
+                                                  monkeypatch):
+    from .harness import EXIT_AFTER_SIGTERM, Workload, run_daemon
+    from .test_workloads import rnd, s, stream
+
+    auth = FakeLocalAuth(tmp_path)
+    monkeypatch.setenv("LUCI_CONTEXT", str(auth.context))
+    for k, v in emulator.env().items():
+        monkeypatch.setenv(k, v)
+    streams = [
+        stream("ref/text", [s(f"line {i}\n") for i in range(200)] + [s("crlf\r\n")],
+               tags={"k": "v"}),
+        stream("ref/partial", [s("no newline")]),
+        stream("ref/bin", [rnd(5000 + i, i) for i in range(6)], type="binary"),
+        stream("ref/dg", [s(""), s("a"), rnd(3000, 9), s("z")], type="datagram"),
+        stream("ref/empty", []),
+    ]
+    results: dict[str, tuple[list[bytes], list[dict]]] = {}
+    try:
+        for kind in ("go", "butlerd"):
+            topic, sub = emulator.create_topic_and_subscription(f"ref-{kind}-{uuid.uuid4().hex[:6]}")
+            (tmp_path / kind).mkdir()
+            coord = FakeCoord(tools, tmp_path / kind, topic)
+            try:
+                run = run_daemon(kind, go_binaries, Workload(
+                    streams=streams,
+                    daemon_flags=["-output", "logdog", "-coordinator-host", coord.host]),
+                    tmp_path / kind / "run")
+                assert run.returncode == EXIT_AFTER_SIGTERM[kind], run.stderr[-3000:]
+                results[kind] = (emulator.pull(sub, idle=2), coord.calls())
+            finally:
+                coord.stop()
+    finally:
+        auth.close()
+
+    (go_msgs, go_calls), (our_msgs, our_calls) = results["go"], results["butlerd"]
+    # The registration: same request (but for the nonce), same pRPC metadata.
+    assert len(go_calls) == len(our_calls) == 1
+    for c in (go_calls[0], our_calls[0]):
+        c.pop("op_nonce"), c.pop("deadline_ms"), c["metadata"].pop("authorization", None)
+        c["metadata"].pop(":authority"), c["metadata"].pop("host")
+    assert our_calls[0] == go_calls[0]
+    # What the collector stores for each stream.
+    go_streams, our_streams = per_stream(go_msgs), per_stream(our_msgs)
+    assert set(go_streams) == {"ref/text", "ref/partial", "ref/bin", "ref/dg"}
+    assert our_streams == go_streams
+    # And both pass luci-go's reader with the coordinator's secret.
+    assert pubsubcheck(tools, our_msgs, SECRET)["rejected"] == []
+    assert pubsubcheck(tools, go_msgs, SECRET)["rejected"] == []
