@@ -209,13 +209,13 @@ func (o *open) play(workloadPath string) error {
 	s := o.spec
 	switch {
 	case o.dg != nil:
-		defer o.dg.Close()
 		for i, d := range s.Writes {
 			b, err := d.bytes()
-			if err != nil {
-				return fmt.Errorf("stream %q datagram %d: %w", s.Name, i, err)
+			if err == nil {
+				err = o.dg.WriteDatagram(b)
 			}
-			if err := o.dg.WriteDatagram(b); err != nil {
+			if err != nil {
+				o.dg.Close()
 				return fmt.Errorf("stream %q datagram %d: %w", s.Name, i, err)
 			}
 			s.pause(i)
