@@ -300,3 +300,16 @@ def test_factory_options(tmp_path):
         create_output(f"pubsub,topic={TOPIC},secret-file={secret}", cfg)
     with pytest.raises(OutputConfigError, match="secret file"):
         create_output(f"pubsub,topic={TOPIC},secret-file={tmp_path}/missing", cfg)
+
+
+def test_start_without_credentials_is_a_config_error(monkeypatch, tmp_path):
+    # No emulator, no application default credentials: a clear error at start.
+    for var in ("PUBSUB_EMULATOR_HOST", "GOOGLE_APPLICATION_CREDENTIALS"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no gcloud user credentials either
+    monkeypatch.setenv("CLOUDSDK_CONFIG", str(tmp_path))
+    monkeypatch.setenv("GCE_METADATA_HOST", "127.0.0.1:1")  # not on GCE
+    monkeypatch.setenv("GCE_METADATA_IP", "127.0.0.1:1")
+    out = PubSubOutput(TOPIC, project="proj", prefix="p", secret=SECRET)
+    with pytest.raises(OutputConfigError, match="failed to create Pub/Sub client"):
+        asyncio.run(out.start())

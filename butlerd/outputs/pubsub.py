@@ -251,7 +251,15 @@ class PubSubOutput(Output):
 
     async def start(self) -> None:
         if self._publisher is None:
-            self._publisher = await asyncio.to_thread(default_publisher)
+            try:
+                self._publisher = await asyncio.to_thread(default_publisher)
+            except ImportError as e:
+                raise OutputConfigError(
+                    f"the Pub/Sub outputs need google-cloud-pubsub"
+                    f" (pip install 'butlerd[pubsub]'): {e}"
+                ) from None
+            except Exception as e:  # e.g. google.auth DefaultCredentialsError
+                raise OutputConfigError(f"failed to create Pub/Sub client: {e}") from None
 
     # -- sending ------------------------------------------------------------------
 
