@@ -162,6 +162,8 @@ class Workload:
     # Some stream leaves its descriptor timestamp to the client's clock, so the `.meta.*`
     # timestamps of the two runs cannot match and are left out of the comparison.
     ignore_meta_timestamps: bool = False
+    # Give `-output directory,path=out` relative to the daemon's working directory.
+    relative_output: bool = False
 
     def to_json(self) -> str:
         return json.dumps({"concurrent": self.concurrent, "streams": self.streams})
@@ -175,12 +177,12 @@ class DaemonRun:
     stderr: str
 
 
-def daemon_command(kind: str, binaries: GoBinaries, out_dir: Path, sock: Path,
+def daemon_command(kind: str, binaries: GoBinaries, out_path: str, sock: Path,
                    extra_flags: Sequence[str]) -> list[str]:
     flags = [
         "-project", "test",
         "-prefix", "test/prefix",
-        "-output", f"directory,path={out_dir}",
+        "-output", f"directory,path={out_path}",
         *extra_flags,
         "serve", "-streamserver-uri", f"unix:{sock}",
     ]
@@ -204,7 +206,8 @@ def run_daemon(kind: str, binaries: GoBinaries, workload: Workload, work_dir: Pa
     try:
         with open(stderr_path, "wb") as stderr:
             proc = subprocess.Popen(
-                daemon_command(kind, binaries, out_dir, sock, workload.daemon_flags),
+                daemon_command(kind, binaries, "out" if workload.relative_output else str(out_dir),
+                               sock, workload.daemon_flags),
                 stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr, env=env, cwd=work_dir,
             )
         try:

@@ -113,6 +113,20 @@ WORKLOADS: dict[str, tuple[Workload, dict[str, bytes]]] = {
         ]),
         {"dg/_00001.big": b"tail"},
     ),
+    # A datagram over 10 MiB ends its stream: what came before it is kept, nothing after.
+    "oversize_datagram": (
+        Workload(streams=[
+            stream("over/dg", [s("a"), s("b"), rnd(10 * 1024 * 1024 + 1, 8), s("after")],
+                   type="datagram", may_fail=True),
+            stream("over/sibling", [s("unaffected")], type="datagram"),
+        ], concurrent=True),
+        {"over/_00000.dg": b"a", "over/_00001.dg": b"b", "over/_00000.sibling": b"unaffected"},
+    ),
+    "relative_output_path": (
+        Workload(streams=[stream("rel/a", [s("relative\n")]), stream("b", [s("root\n")])],
+                 relative_output=True),
+        {"rel/a": b"relative\n", "b": b"root\n"},
+    ),
     "binary_write_sizes": (
         Workload(streams=[
             stream("bin/sizes", [rnd(n, i) for i, n in enumerate(_binary_sizes())], type="binary"),
