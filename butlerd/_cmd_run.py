@@ -45,17 +45,16 @@ import sys
 import tempfile
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from butlerd import _app
+from butlerd._app import GlobalOptions
 from butlerd._butler import Butler, StreamRejected, StreamWriter
 from butlerd._goflags import FlagSet
 from butlerd._nestedflags import FlagSet as NestedFlagSet
 from butlerd._server import MAX_SOCKET_PATH, StreamServer, bind_unix_socket
 from wire.descriptor import StreamDescriptor
 from wire.types import CONTENT_TYPE_TEXT, StreamType, make_stream_name, validate_stream_name
-
-if TYPE_CHECKING:
-    from butlerd.cli import GlobalOptions
 
 log = logging.getLogger("butlerd.run")
 
@@ -65,14 +64,6 @@ EXIT_SIGNALED = 255
 DEFAULT_KILL_GRACE_NS = 10_000_000_000
 
 _STREAM_TYPES = {"binary": StreamType.BINARY, "datagram": StreamType.DATAGRAM, "text": StreamType.TEXT}
-
-
-def _cli() -> Any:
-    # butlerd.cli imports this module to list its subcommands; importing it
-    # back lazily keeps either import order working.
-    from butlerd import cli
-
-    return cli
 
 
 # --- -stdout / -stderr / -stream ------------------------------------------------------------
@@ -325,13 +316,12 @@ def run_flags() -> FlagSet:
 
 
 def _check_chdir(path: str) -> None:
-    cli = _cli()
     try:
         st = os.stat(path)
     except OSError as e:
-        raise cli.CommandError(cli.EXIT_RUNTIME, f"failed to stat -chdir directory {path}: {e}") from None
+        raise _app.CommandError(_app.EXIT_RUNTIME, f"failed to stat -chdir directory {path}: {e}") from None
     if not stat.S_ISDIR(st.st_mode):
-        raise cli.CommandError(cli.EXIT_RUNTIME, f"-chdir {path} is not a directory")
+        raise _app.CommandError(_app.EXIT_RUNTIME, f"-chdir {path} is not a directory")
 
 
 def _child_env(extra: dict[str, str]) -> dict[str, str]:
@@ -342,36 +332,35 @@ def _child_env(extra: dict[str, str]) -> dict[str, str]:
 
 async def run(opts: GlobalOptions, values: dict[str, Any]) -> int:
     """``butlerd run``: see the module docstring."""
-    cli = _cli()
     args: list[str] = list(values["args"])
     json_path = values["json-args-path"]
     if json_path:
         if args:
-            raise cli.CommandError(cli.EXIT_CONFIG, "cannot supply both JSON and command-line arguments")
+            raise _app.CommandError(_app.EXIT_CONFIG, "cannot supply both JSON and command-line arguments")
         try:
             args = load_json_args(json_path)
         except (OSError, ValueError) as e:
-            raise cli.CommandError(cli.EXIT_CONFIG,
+            raise _app.CommandError(_app.EXIT_CONFIG,
                                    f"failed to load JSON arguments from {json_path}: {e}") from None
     if not args:
-        raise cli.CommandError(cli.EXIT_CONFIG, "a command must be specified")
+        raise _app.CommandError(_app.EXIT_CONFIG, "a command must be specified")
     try:
         command = [look_path(args[0]), *args[1:]]
     except LookPathError as e:
-        raise cli.CommandError(cli.EXIT_RUNTIME, f"cannot run {args[0]!r}: {e}") from None
+        raise _app.CommandError(_app.EXIT_RUNTIME, f"cannot run {args[0]!r}: {e}") from None
     if values["chdir"]:
         _check_chdir(values["chdir"])
 
-    output = cli.make_output(opts, cli.DEFAULT_OUTPUT)
+    output = _app.make_output(opts, _app.DEFAULT_OUTPUT)
     try:
         await output.start()
     except Exception as e:
-        raise cli.CommandError(cli.EXIT_RUNTIME, f"failed to start the output: {e}") from None
+        raise _app.CommandError(_app.EXIT_RUNTIME, f"failed to start the output: {e}") from None
     try:
         sock_dir, sock_path = private_socket_path()
     except (OSError, ValueError) as e:
         await output.close()
-        raise cli.CommandError(cli.EXIT_CONFIG, f"cannot create the stream server socket: {e}") from None
+        raise _app.CommandError(_app.EXIT_CONFIG, f"cannot create the stream server socket: {e}") from None
     try:
         return await _Runner(opts, values, command, output, sock_path).execute()
     finally:
@@ -396,14 +385,13 @@ class _Runner:
         self.pipes: list[PipeStream] = []
 
     async def execute(self) -> int:
-        cli = _cli()
         opts = self.opts
         try:
             sock = bind_unix_socket(self.sock_path)
         except (OSError, ValueError) as e:
             await self.output.close()
-            raise cli.CommandError(cli.EXIT_RUNTIME, f"cannot listen on {self.sock_path}: {e}") from None
-        signals = cli._Signals()
+            raise _app.CommandError(_app.EXIT_RUNTIME, f"cannot listen on {self.sock_path}: {e}") from None
+        signals = _app.Signals()
         signals.install()
         butler = Butler(self.output, max_buffer_delay_ns=opts.max_buffer_delay_ns, global_tags=opts.tags)
         butler.start()
@@ -418,7 +406,7 @@ class _Runner:
         finally:
             for p in self.pipes:
                 p.close()
-            await cli.shutdown(opts, butler, server, self.output)
+            await _app.shutdown(opts, butler, server, self.output)
         result_path = self.values["result-path"]
         if result_path:
             try:
@@ -434,7 +422,6 @@ class _Runner:
         return rc if rc >= 0 else EXIT_SIGNALED
 
     async def _start_child(self, butler: Butler, env: dict[str, str]) -> asyncio.subprocess.Process:
-        cli = _cli()
         attach = self.values["attach"]
         fds: dict[str, Any] = {}
         read_ends: list[tuple[int, StreamWriter]] = []
@@ -448,7 +435,7 @@ class _Runner:
                     try:
                         writer = butler.add_stream(cfg.descriptor())
                     except StreamRejected as e:
-                        raise cli.CommandError(cli.EXIT_RUNTIME, f"cannot add the {which} stream: {e}") from None
+                        raise _app.CommandError(_app.EXIT_RUNTIME, f"cannot add the {which} stream: {e}") from None
                     r, w = os.pipe()
                     to_close.append(w)
                     read_ends.append((r, writer))
@@ -463,7 +450,7 @@ class _Runner:
                     cwd=self.values["chdir"] or None, env=env,
                 )
             except OSError as e:
-                raise cli.CommandError(cli.EXIT_RUNTIME, f"failed to start {self.command[0]}: {e}") from None
+                raise _app.CommandError(_app.EXIT_RUNTIME, f"failed to start {self.command[0]}: {e}") from None
         except BaseException:
             for r, writer in read_ends:
                 os.close(r)
@@ -629,7 +616,6 @@ async def _start_reader(f: Any, writer: StreamWriter, stopped: Callable[[], bool
 
 async def stream(opts: GlobalOptions, values: dict[str, Any]) -> int:
     """``butlerd stream``: one file or stdin as one stream, exit 0 at EOF."""
-    cli = _cli()
     cfg: StreamOptions = values["stream"] or StreamOptions()
     source = values["source"]
     if source == "-":
@@ -639,27 +625,26 @@ async def stream(opts: GlobalOptions, values: dict[str, Any]) -> int:
         try:
             default_name = make_stream_name("file:", source)
         except ValueError as e:
-            raise cli.CommandError(cli.EXIT_RUNTIME, f"failed to generate a stream name: {e}") from None
+            raise _app.CommandError(_app.EXIT_RUNTIME, f"failed to generate a stream name: {e}") from None
         try:
             f = open(source, "rb", buffering=0)
         except OSError as e:
-            raise cli.CommandError(cli.EXIT_RUNTIME, f"failed to open {source}: {e}") from None
+            raise _app.CommandError(_app.EXIT_RUNTIME, f"failed to open {source}: {e}") from None
     if values["args"]:
         log.warning("ignoring arguments %r", values["args"])
     try:
-        output = cli.make_output(opts, cli.DEFAULT_OUTPUT)
+        output = _app.make_output(opts, _app.DEFAULT_OUTPUT)
         try:
             await output.start()
         except Exception as e:
-            raise cli.CommandError(cli.EXIT_RUNTIME, f"failed to start the output: {e}") from None
+            raise _app.CommandError(_app.EXIT_RUNTIME, f"failed to start the output: {e}") from None
         return await _stream_file(opts, cfg.descriptor(cfg.name or default_name), f, output)
     finally:
         f.close()
 
 
 async def _stream_file(opts: GlobalOptions, desc: StreamDescriptor, f: Any, output: Any) -> int:
-    cli = _cli()
-    signals = cli._Signals()
+    signals = _app.Signals()
     signals.install()
     butler = Butler(output, max_buffer_delay_ns=opts.max_buffer_delay_ns, global_tags=opts.tags)
     butler.start()
@@ -669,7 +654,7 @@ async def _stream_file(opts: GlobalOptions, desc: StreamDescriptor, f: Any, outp
     except StreamRejected as e:
         print(f"butlerd stream: cannot add stream {desc.name!r}: {e}", file=sys.stderr)
         writer = None
-        code = cli.EXIT_RUNTIME
+        code = _app.EXIT_RUNTIME
     if writer is not None:
         stop = asyncio.ensure_future(signals.event.wait())
         reader, pipe = await _start_reader(f, writer, signals.event.is_set)
@@ -677,7 +662,7 @@ async def _stream_file(opts: GlobalOptions, desc: StreamDescriptor, f: Any, outp
         try:
             await asyncio.wait({reader, stop}, return_when=asyncio.FIRST_COMPLETED)
             if not reader.done():
-                code = cli.EXIT_RUNTIME  # interrupted, as Go; what was sent is still flushed
+                code = _app.EXIT_RUNTIME  # interrupted, as Go; what was sent is still flushed
                 if pipe is not None:
                     await pipe.settle_and_close()
                 else:
@@ -685,16 +670,16 @@ async def _stream_file(opts: GlobalOptions, desc: StreamDescriptor, f: Any, outp
                     await asyncio.wait({reader})
             elif reader.exception() is not None:
                 log.error("reading %s failed: %s", desc.name, reader.exception())
-                code = cli.EXIT_RUNTIME
+                code = _app.EXIT_RUNTIME
         finally:
             stop.cancel()
             writer.close()
     await butler.flush()
     await output.close()
-    undelivered = getattr(output, "undelivered", 0)
+    undelivered = output.undelivered
     if undelivered:
         print(f"butlerd: {undelivered} bundle(s) were not delivered", file=sys.stderr)
-        return cli.EXIT_RUNTIME
+        return _app.EXIT_RUNTIME
     return code
 
 

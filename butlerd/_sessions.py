@@ -183,9 +183,7 @@ class Session:
             log.warning("session %s: closing %d stream(s) still open after %gs",
                         self.id, cut, drain_timeout)
         await self.server.shutdown(0)
-        begin_close = getattr(self.output, "begin_close", None)
-        if begin_close is not None:
-            begin_close()
+        self.output.begin_close()
         await self.butler.flush()
         try:
             await self.output.close()
@@ -195,7 +193,7 @@ class Session:
             close_error = str(e) or type(e).__name__
         self.state = "closed"
         stats = self.output.stats()
-        undelivered = int(getattr(self.output, "undelivered", 0) or 0)
+        undelivered = self.output.undelivered
         dropped = sum(s.dropped_bytes for s in self.streams)
         result = {
             "id": self.id,
@@ -553,7 +551,7 @@ class Service:
                     self._control_sock = bind_unix_socket(path, values["control-socket-mode"])
                     self._control_path = path
                 except (OSError, ValueError) as e:
-                    from butlerd.cli import CommandError
+                    from butlerd._app import CommandError
 
                     raise CommandError(EXIT_RUNTIME,
                                        f"cannot listen on {self._control_path}: {e}") from None

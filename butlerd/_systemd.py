@@ -337,7 +337,7 @@ def systemd_units_flags() -> FlagSet:
 
 async def systemd_units(opts: object, values: dict[str, object]) -> int:
     """Write butlerd.socket, butlerd.service and butlerd.sysusers into DIR."""
-    from butlerd.cli import EXIT_CONFIG, CommandError
+    from butlerd._app import EXIT_CONFIG, CommandError
 
     args = values["args"]
     assert isinstance(args, list)

@@ -61,8 +61,20 @@ class Output(abc.ABC):
     @abc.abstractmethod
     def stats(self) -> OutputStats: ...
 
+    def begin_close(self) -> None:
+        """Shutdown has started: the flush timeout may start counting now.
+
+        Called once the streams are drained, before the last bundles are
+        handed over, so an output that waits for capacity can stop waiting.
+        """
+
     async def close(self) -> None:
         """Flush and release; called once, after the last ``send_bundle``."""
+
+    @property
+    def undelivered(self) -> int:
+        """Bundles accepted but never delivered; the daemon exits non-zero if any."""
+        return 0
 
     def url_env(self) -> dict[str, str]:
         """LOGDOG_* variables a child of ``run`` gets (Go ``URLConstructionEnv``).
