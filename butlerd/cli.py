@@ -123,10 +123,11 @@ SUBCOMMANDS: dict[str, tuple[Any, Any, str]] = {
 
 
 def usage() -> str:
-    cmds = "\n".join(f"  {name:<10} {doc}" for name, (_, _, doc) in SUBCOMMANDS.items())
+    width = max(map(len, [*SUBCOMMANDS, "help"]))
+    cmds = "\n".join(f"  {name:<{width}} {doc}" for name, (_, _, doc) in SUBCOMMANDS.items())
     return (
         "usage: butlerd [global flags] <command> [command flags] [args]\n\n"
-        f"Commands:\n{cmds}\n  help       Show this help.\n\nGlobal flags:\n"
+        f"Commands:\n{cmds}\n  {'help':<{width}} Show this help.\n\nGlobal flags:\n"
         + global_flags().usage()
     )
 
