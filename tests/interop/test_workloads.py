@@ -1,8 +1,9 @@
 """Each workload is played by the real Go client against butlerd and against logdog_butler;
 the two `directory` outputs must be byte-identical.
 
-Every stream fixes its timestamp (WithTimestamp), so the `.meta.*` descriptors compare
-exactly too. `expect` pins a few files of the reference's output, so a harness that stopped
+Streams fix their timestamps (WithTimestamp), so the `.meta.*` descriptors compare exactly
+too (only client_clock_timestamps leaves them to the clock and ignores them). The driver's
+workload format is documented in cmd/driver/main.go. `expect` pins a few files of the reference's output, so a harness that stopped
 the reference too early (losing data in both) would not pass unnoticed.
 """
 
@@ -285,7 +286,8 @@ WORKLOADS: dict[str, tuple[Workload, dict[str, bytes]]] = {
 
 
 # Workloads that show a known butlerd difference; the reason names it. Strict where the
-# difference shows every time, so that the fix turns CI red until the mark is removed.
+# difference shows every time, so that the fix turns CI red until the mark is removed
+# (remove the concurrent_200_streams mark with the paused_daemon_150_streams one).
 KNOWN_DIFFERENCES: dict[str, pytest.MarkDecorator] = {
     "paused_daemon_150_streams": pytest.mark.xfail(strict=True, reason=(
         "butlerd's listen backlog is 100 (asyncio create_unix_server's default re-listens the "
