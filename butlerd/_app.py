@@ -41,9 +41,13 @@ class CommandError(Exception):
 
 
 def _parse_tag(text: str) -> tuple[str, str]:
+    """One ``-tag`` value, read as Go's stringmapflag reads it (trimmed first)."""
+    text = text.strip()
+    if not text:
+        raise FlagError("cannot specify an empty k=v pair")
     key, _, value = text.partition("=")
     if not key:
-        raise FlagError("tag key must not be empty")
+        raise FlagError("cannot have a k=v pair with empty key")
     validate_tag(key, value)
     return key, value
 
@@ -126,7 +130,7 @@ def parse_globals(values: dict[str, Any]) -> GlobalOptions:
     tags: dict[str, str] = {}
     for key, value in values["tag"]:
         if key in tags:
-            raise FlagError(f"tag {key!r} has already been defined")
+            raise FlagError(f"a value for key '{key}' has already been defined")
         tags[key] = value
     return GlobalOptions(
         log_level=level,

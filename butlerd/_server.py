@@ -231,7 +231,9 @@ class StreamServer:
 
     async def listen(self, sock: socket.socket, *, remove_on_close: str | None = None) -> None:
         loop = asyncio.get_running_loop()
-        server = await loop.create_unix_server(lambda: StreamConnection(self), sock=sock)
+        server = await loop.create_unix_server(
+            lambda: StreamConnection(self), sock=sock, backlog=socket.SOMAXCONN
+        )
         self._servers.append(server)
         if remove_on_close:
             self._paths.append(remove_on_close)

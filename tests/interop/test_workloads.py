@@ -288,17 +288,7 @@ WORKLOADS: dict[str, tuple[Workload, dict[str, bytes]]] = {
 # Workloads that show a known butlerd difference; the reason names it. Strict where the
 # difference shows every time, so that the fix turns CI red until the mark is removed
 # (remove the concurrent_200_streams mark with the paused_daemon_150_streams one).
-KNOWN_DIFFERENCES: dict[str, pytest.MarkDecorator] = {
-    "paused_daemon_150_streams": pytest.mark.xfail(strict=True, reason=(
-        "butlerd's listen backlog is 100 (asyncio create_unix_server's default re-listens the "
-        "socket), Go's is somaxconn (4096): the 101st+ pending connect fails with EAGAIN")),
-    "global_tag_flag_whitespace": pytest.mark.xfail(strict=True, reason=(
-        "logdog_butler trims spaces around a whole -tag value ('  padded=v w  ' is tag "
-        "padded='v w'); butlerd keeps them and exits 2 (invalid tag key '  padded')")),
-    "concurrent_200_streams": pytest.mark.xfail(strict=False, reason=(
-        "flaky for the same reason as paused_daemon_150_streams: when butlerd accepts slowly, "
-        "connects beyond its 100-deep backlog fail with EAGAIN")),
-}
+KNOWN_DIFFERENCES: dict[str, pytest.MarkDecorator] = {}
 
 
 @pytest.mark.parametrize("name", [
