@@ -22,6 +22,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from wire.goquote import go_quote
+
 __all__ = [
     "NestedFlagError",
     "NestedFlagHelp",
@@ -31,7 +33,6 @@ __all__ = [
     "parse",
     "to_go_args",
     "FlagSet",
-    "go_quote",
     "go_parse_int",
 ]
 
@@ -252,41 +253,3 @@ def _go_parse_bool(s: str) -> bool:
     if s in ("0", "f", "F", "FALSE", "false", "False"):
         return False
     raise ValueError("parse error")
-
-
-_SHORT_ESCAPES = {
-    "\a": "\\a",
-    "\b": "\\b",
-    "\f": "\\f",
-    "\n": "\\n",
-    "\r": "\\r",
-    "\t": "\\t",
-    "\v": "\\v",
-    "\\": "\\\\",
-    '"': '\\"',
-}
-
-
-def go_quote(s: str | bytes) -> str:
-    """Go ``strconv.Quote``: printable runes raw, the rest escaped."""
-    if isinstance(s, bytes):
-        text = s.decode("utf-8", "surrogateescape")
-    else:
-        text = s
-    out = ['"']
-    for c in text:
-        o = ord(c)
-        if c in _SHORT_ESCAPES:
-            out.append(_SHORT_ESCAPES[c])
-        elif 0xDC80 <= o <= 0xDCFF and isinstance(s, bytes):
-            out.append(f"\\x{o - 0xDC00:02x}")  # an invalid UTF-8 byte
-        elif c == " " or c.isprintable():
-            out.append(c)
-        elif o < 0x20 or o == 0x7F:
-            out.append(f"\\x{o:02x}")
-        elif o < 0x10000:
-            out.append(f"\\u{o:04x}")
-        else:
-            out.append(f"\\U{o:08x}")
-    out.append('"')
-    return "".join(out)

@@ -16,7 +16,7 @@ import stat
 from dataclasses import dataclass
 from typing import Literal
 
-from ._options import go_quote
+from wire.goquote import go_quote
 from .errors import StreamServerError
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from wire.handshake import StreamFlags, encode_handshake
+from wire.goquote import go_quote
 from wire.types import StreamType, construct, default_content_type, validate_stream_name, validate_tag
 
 from .errors import InvalidStreamError
@@ -98,23 +99,3 @@ def render(
         except ValueError as e:
             raise InvalidStreamError(f"invalid stream descriptor: invalid tag {go_quote(k)}: {e}") from None
     return opts
-
-
-_GO_ESCAPES = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\v": "\\v"}
-
-
-def go_quote(s: str) -> str:
-    """Go's ``%q``, so names inside error messages are quoted as the Go client quotes them."""
-    out = ['"']
-    for ch in s:
-        if ch in '"\\':
-            out.append("\\" + ch)
-        elif ch in _GO_ESCAPES:
-            out.append(_GO_ESCAPES[ch])
-        elif ch.isprintable():
-            out.append(ch)
-        else:
-            code = ord(ch)
-            out.append(f"\\x{code:02x}" if code < 0x80 else (f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"))
-    out.append('"')
-    return "".join(out)

@@ -15,7 +15,7 @@ from urllib.parse import quote, quote_plus
 
 from wire.types import construct, validate_project_name, validate_stream_name
 
-from ._options import go_quote
+from wire.goquote import go_quote
 from .aio import AsyncStreamClient
 from .errors import BootstrapError, NotBootstrapped, StreamClientError
 from .streamclient import StreamClient

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from wire import logpb
-from wire.descriptor import InvalidDescriptorError, StreamDescriptor, go_quote
+from wire.descriptor import InvalidDescriptorError, StreamDescriptor
+from wire.goquote import go_quote
 from wire.timefmt import GO_ZERO_TIME_NS
 from wire.types import StreamType
 

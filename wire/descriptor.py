@@ -12,52 +12,13 @@ from dataclasses import dataclass, field
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from wire import logpb
+from wire.goquote import go_quote
 from wire.timefmt import NS_PER_SECOND
-from wire.types import StreamType, go_bytes, stream_name_error, tag_error
+from wire.types import StreamType, stream_name_error, tag_error
 
 
 class InvalidDescriptorError(ValueError):
     """A descriptor the Go butler would refuse; str() is Go's message."""
-
-
-def go_quote(s: str) -> str:
-    """Approximately Go's ``%q`` of a string: double quotes, escapes for the rest."""
-    out = ['"']
-    raw = go_bytes(s)
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        text = raw.decode("utf-8", "surrogateescape")
-    for ch in text:
-        c = ord(ch)
-        if ch in '"\\':
-            out.append("\\" + ch)
-        elif ch == "\n":
-            out.append("\\n")
-        elif ch == "\t":
-            out.append("\\t")
-        elif ch == "\r":
-            out.append("\\r")
-        elif ch == "\a":
-            out.append("\\a")
-        elif ch == "\b":
-            out.append("\\b")
-        elif ch == "\f":
-            out.append("\\f")
-        elif ch == "\v":
-            out.append("\\v")
-        elif 0xDC80 <= c <= 0xDCFF:  # an invalid byte
-            out.append(f"\\x{c - 0xDC00:02x}")
-        elif c < 0x20 or c == 0x7F:
-            out.append(f"\\x{c:02x}")
-        elif ch.isprintable() or ch == " ":
-            out.append(ch)
-        elif c < 0x10000:
-            out.append(f"\\u{c:04x}")
-        else:
-            out.append(f"\\U{c:08x}")
-    out.append('"')
-    return "".join(out)
 
 
 @dataclass(slots=True)

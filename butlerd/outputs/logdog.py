@@ -58,6 +58,7 @@ from butlerd.outputs.pubsub import (
     flush_timeout,
     validate_topic,
 )
+from wire.goquote import go_quote
 
 __all__ = [
     "LogDogFactory",
@@ -282,7 +283,7 @@ class LogDogFactory(OutputFactory):
             try:
                 flags.values["prefix-expiration"] = parse_duration(value)
             except FlagError:
-                raise ValueError(f"time: invalid duration {_go_quote(value)}") from None
+                raise ValueError(f"time: invalid duration {go_quote(value)}") from None
 
         flags.var("prefix-expiration", set_expiration)
 
@@ -301,7 +302,3 @@ class LogDogFactory(OutputFactory):
             prefix_expiration_ns=options["prefix-expiration"],
             flush_timeout=flush_timeout(config),
         )
-
-
-def _go_quote(s: str) -> str:
-    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
