@@ -1,0 +1,1 @@
+"""Benchmarks: butlerd against the reference Go logdog_butler (``python -m bench``)."""
