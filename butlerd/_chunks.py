@@ -13,6 +13,7 @@ parser can remember "searched up to here" across calls and never rescan.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterator
 from typing import NamedTuple
 
 
@@ -58,8 +59,8 @@ class ChunkBuffer:
                 return chunk
         raise IndexError(pos)
 
-    def find(self, needle: int, start: int, stop: int) -> int:
-        """Absolute offset of the first byte ``needle`` in [start, stop), or -1."""
+    def _spans(self, start: int, stop: int) -> Iterator[tuple[Chunk, int, int]]:
+        """Each chunk overlapping [start, stop), with the overlap as chunk indices."""
         stop = min(stop, self._end)
         for chunk in self._chunks:
             chunk_end = chunk.start + len(chunk.data)
@@ -67,29 +68,22 @@ class ChunkBuffer:
                 continue
             if chunk.start >= stop:
                 break
-            lo = max(start, chunk.start) - chunk.start
-            hi = min(stop, chunk_end) - chunk.start
+            yield chunk, max(start, chunk.start) - chunk.start, min(stop, chunk_end) - chunk.start
+
+    def find(self, needle: int, start: int, stop: int) -> int:
+        """Absolute offset of the first byte ``needle`` in [start, stop), or -1."""
+        for chunk, lo, hi in self._spans(start, stop):
             i = chunk.data.find(needle, lo, hi)
             if i >= 0:
                 return chunk.start + i
         return -1
 
     def peek(self, start: int, stop: int) -> bytes:
-        """Copy of the bytes in [start, stop)."""
-        stop = min(stop, self._end)
-        parts = []
-        for chunk in self._chunks:
-            chunk_end = chunk.start + len(chunk.data)
-            if chunk_end <= start:
-                continue
-            if chunk.start >= stop:
-                break
-            lo = max(start, chunk.start) - chunk.start
-            hi = min(stop, chunk_end) - chunk.start
-            if lo == 0 and hi == len(chunk.data):
-                parts.append(chunk.data)
-            else:
-                parts.append(chunk.data[lo:hi])
+        """Copy of the bytes in [start, stop); a whole chunk is returned as is."""
+        parts = [
+            chunk.data if lo == 0 and hi == len(chunk.data) else chunk.data[lo:hi]
+            for chunk, lo, hi in self._spans(start, stop)
+        ]
         if len(parts) == 1:
             return parts[0]
         return b"".join(parts)

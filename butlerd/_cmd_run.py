@@ -544,16 +544,24 @@ async def _read_file(f: Any, writer: StreamWriter, stopped: Callable[[], bool]) 
             data = f.read(1 << 16)
             if not data:
                 return
-            writer.feed(data)
-            if writer.failed:
-                log.warning("stream %r ended: %s", writer.name, writer.stream.error)
+            if not await _feed(writer, data, consumed, stopped):
                 return
-            while writer.full() and not stopped():
-                consumed.clear()
-                await consumed.wait()
             await asyncio.sleep(0)
     finally:
         writer.set_on_consumed(None)
+
+
+async def _feed(writer: StreamWriter, data: bytes, consumed: asyncio.Event,
+                stopped: Callable[[], bool]) -> bool:
+    """Feed ``data``, then wait while the stream's buffer is full; False if it failed."""
+    writer.feed(data)
+    if writer.failed:
+        log.warning("stream %r ended: %s", writer.name, writer.stream.error)
+        return False
+    while writer.full() and not stopped():
+        consumed.clear()
+        await consumed.wait()
+    return True
 
 
 async def _read_in_thread(f: Any, writer: StreamWriter, stopped: Callable[[], bool]) -> None:
@@ -584,13 +592,8 @@ async def _read_in_thread(f: Any, writer: StreamWriter, stopped: Callable[[], bo
             data = await queue.get()
             if not data:
                 return
-            writer.feed(data)
-            if writer.failed:
-                log.warning("stream %r ended: %s", writer.name, writer.stream.error)
+            if not await _feed(writer, data, consumed, stopped):
                 return
-            while writer.full() and not stopped():
-                consumed.clear()
-                await consumed.wait()
     finally:
         writer.set_on_consumed(None)
 
