@@ -34,8 +34,14 @@ def emulator_missing_reason() -> str | None:
     return None
 
 
+#: Set to 1 (as CI should) to fail instead of skipping when the emulator is missing.
+REQUIRE_ENV = "BUTLERD_REQUIRE_EMULATOR"
+
+
 def skip_without_emulator() -> pytest.MarkDecorator:
     reason = emulator_missing_reason()
+    if os.environ.get(REQUIRE_ENV) == "1":
+        reason = None  # run, and fail loudly when gcloud cannot start
     return pytest.mark.skipif(reason is not None, reason=reason or "")
 
 
