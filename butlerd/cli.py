@@ -76,7 +76,10 @@ async def serve(opts: GlobalOptions, values: dict[str, Any]) -> int:
             raise CommandError(EXIT_RUNTIME, f"cannot listen on {path}: {e}") from None
     try:
         output = make_output(opts, DEFAULT_OUTPUT)
-        await output.start()
+        try:
+            await output.start()
+        except Exception as e:
+            raise CommandError(EXIT_RUNTIME, f"failed to start the output: {e}") from None
     except BaseException:
         for sock, remove in sockets:
             sock.close()
