@@ -214,3 +214,24 @@ class TestBuilder:
         for s in streams.values():
             bb.set_terminal(s, 1)
         assert bb.size == bundle_to_proto(bb.bundle()).ByteSize()
+
+
+def test_terminal_index_zero_is_estimated_one_byte_large_like_go():
+    from butlerd._proto import bundle_to_proto
+
+    b = Bundler(1 << 30, 0)
+    s = b.register(desc("a"))
+    bb = BundleBuilder(1 << 30, T0 + 5)
+    bb.add(s, LogEntry(0, 0, 0, 0, TextContent(b"x\n")))
+    bb.set_terminal(s, 0)
+    assert bb.size == bundle_to_proto(bb.bundle()).ByteSize() + 1
+
+
+def test_zero_length_appends_are_ignored():
+    b = Bundler(1 << 30, 0)
+    s = b.register(desc("a"))
+    s.append(b"", T0)
+    assert s.buffered == 0
+    s.close()
+    b.flush()
+    assert poll_all(b, T0) == []  # no entry, so no terminal either
