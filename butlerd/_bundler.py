@@ -186,12 +186,10 @@ class BundlerStream:
         if self.error is not None or not data:
             return
         self.buffer.append(data, timestamp_ns)
-        self._bundler.changed = True
 
     def close(self) -> None:
         """The client is gone (EOF, error or shutdown); flush what is left."""
         self.closed = True
-        self._bundler.changed = True
 
     def expire_time(self, delay_ns: int) -> int | None:
         ts = self.buffer.first_timestamp()
@@ -246,6 +244,11 @@ class BundlerStream:
         return emitted
 
 
+def _oldest_first(stream: BundlerStream) -> tuple[bool, int]:
+    ts = stream.buffer.first_timestamp()
+    return (ts is None, ts or 0)
+
+
 # --- the bundler -----------------------------------------------------------------------
 
 
@@ -271,8 +274,6 @@ class Bundler:
         self._oldest_content_ns: int | None = None
         self.flushing = False
         self.finished = False
-        #: Set whenever a stream changed; the driver clears it before polling.
-        self.changed = False
 
     @property
     def streams(self) -> dict[str, BundlerStream]:
@@ -287,18 +288,16 @@ class Bundler:
         desc.prefix = ""
         stream = BundlerStream(self, desc, self._parser_factory(desc))
         self._streams[desc.name] = stream
-        self.changed = True
         return stream
 
     def flush(self) -> None:
         """Start the final flush: everything left is emitted aggressively."""
         self.flushing = True
-        self.changed = True
 
     def _round(self, bb: BundleBuilder, now: int) -> bool:
         delay = self.max_buffer_delay_ns
-        streams = list(self._streams.values())
-        streams.sort(key=lambda s: (s.buffer.first_timestamp() is None, s.buffer.first_timestamp() or 0))
+        # Longest-waiting data first; streams with nothing buffered last.
+        streams = sorted(self._streams.values(), key=_oldest_first)
         send_now = False
         # Pass 1: streams whose oldest data expired are served aggressively.
         skipped: set[int] = set()
