@@ -110,6 +110,19 @@ def table(cells: dict[tuple[str, str], dict[str, list[RunResult]]], wl: dict[str
     return out
 
 
+def report(path: Path) -> str:
+    """The table again, from runs recorded with --json (e.g. after an interrupted run)."""
+    cells: dict[tuple[str, str], dict[str, list[RunResult]]] = {}
+    wl: dict[str, Workload] = {}
+    for line in path.read_text().splitlines():
+        d = json.loads(line)
+        title, unit, latency = d.pop("title"), d.pop("unit"), d.pop("latency")
+        r = RunResult(**d)
+        wl[r.workload] = Workload(r.workload, title, (), unit, latency=latency)
+        cells.setdefault((r.workload, r.output), {}).setdefault(r.daemon, []).append(r)
+    return table(cells, wl)
+
+
 def profile(w: Workload, output: str, args: argparse.Namespace) -> None:
     prof = Path(args.profile_out or tempfile.mktemp(prefix=f"butlerd-{w.key}-", suffix=".prof"))
     r = run_once("butlerd", w, output, daemon_cpu=args.daemon_cpu, loadgen_cpu=args.loadgen_cpu,
@@ -127,9 +140,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--runs", type=int, default=5)
     p.add_argument("--size", type=parse_size, default=1 << 30,
                    help="bytes per text/binary workload (default 1G)")
-    p.add_argument("--log-size", type=parse_size, default=64 << 20,
-                   help="bytes per text/binary workload for -output log (default 64M: "
-                        "logdog_butler's log output runs one text stream at ~2 MB/s)")
+    p.add_argument("--log-size", type=parse_size, default=16 << 20,
+                   help="bytes per text/binary/datagram workload for -output log (default 16M: "
+                        "logdog_butler's log output runs one stream at 1-3 MB/s)")
     p.add_argument("--dgram-size", type=parse_size, default=128 << 20,
                    help="bytes of 1 KiB datagrams (one output file each; default 128M)")
     p.add_argument("--small-streams", type=int, default=1000)
@@ -140,7 +153,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--daemons", default="go,butlerd")
     p.add_argument("--daemon-cpu", type=int, default=1)
     p.add_argument("--loadgen-cpu", type=int, default=0)
-    p.add_argument("--json", type=Path, help="write every run's measurements here")
+    p.add_argument("--json", type=Path,
+                   help="append every run's measurements here (JSON lines) as they are taken")
+    p.add_argument("--report", type=Path, metavar="JSONL",
+                   help="only print the table for runs recorded by --json")
     p.add_argument("--profile", metavar="WORKLOAD",
                    help="run butlerd once under cProfile on this workload and print the top")
     p.add_argument("--profile-output", default="directory")
@@ -148,12 +164,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--no-build", action="store_true")
     args = p.parse_args(argv)
 
+    if args.report:
+        print(report(args.report))
+        return 0
     if not args.no_build:
         build()
     os.sched_setaffinity(0, {args.loadgen_cpu})  # keep the runner off the daemon's CPU
     wl = {w.key: w for w in workloads(args.size, args.dgram_size, args.small_streams,
                                       args.latency_sec, args.latency_rate)}
-    wl_log = {w.key: w for w in workloads(args.log_size, args.dgram_size, args.small_streams,
+    wl_log = {w.key: w for w in workloads(args.log_size, min(args.log_size, args.dgram_size), args.small_streams,
                                           args.latency_sec, args.latency_rate)}
     if args.profile:
         profile(wl[args.profile], args.profile_output, args)
@@ -179,6 +198,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                         print(f"bench: {e}", file=sys.stderr)
                         return 1
                     cell[daemon].append(r)
+                    if args.json:
+                        with open(args.json, "a") as f:
+                            f.write(json.dumps({"title": w.title, "unit": w.unit,
+                                                "latency": w.latency, **r.__dict__}) + "\n")
                     lat = r.sent.get("latency")
                     print(f"# {wkey:8} {output:9} {daemon:7} run {i + 1}: "
                           + (f"p50 {lat['p50_us'] / 1e3:.2f} ms p99 {lat['p99_us'] / 1e3:.2f} ms"
@@ -190,11 +213,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     end_info = machine()
     print(table(cells, wl))
     print(f"\nloadavg at start: {start_info['loadavg']}; at end: {end_info['loadavg']}")
-    if args.json:
-        args.json.write_text(json.dumps({
-            "machine": start_info, "loadavg_end": end_info["loadavg"], "argv": sys.argv,
-            "runs": [r.__dict__ for c in cells.values() for rs in c.values() for r in rs],
-        }, indent=1))
     return 0
 
 
