@@ -341,3 +341,25 @@ def test_path_without_value_is_a_flag_error(spec: str) -> None:
 def test_unknown_option_is_a_flag_error() -> None:
     with pytest.raises(OutputFlagError, match="flag provided but not defined: -bogus"):
         create_output("directory,path=x,bogus=1", OutputConfig())
+
+
+def test_write_many_survives_short_writes(tmp_path, monkeypatch):
+    """A short writev() (allowed by POSIX) must not lose or reorder bytes."""
+    from butlerd.outputs import directory
+
+    real_writev = os.writev
+
+    def short_writev(fd, buffers):
+        joined = b"".join(buffers)
+        return real_writev(fd, [joined[: max(1, len(joined) // 3)]])
+
+    monkeypatch.setattr(directory.os, "writev", short_writev)
+    monkeypatch.setattr(directory, "_IOV_MAX", 3)
+    pieces = [b"alpha-", b"", b"beta-", b"gamma-" * 100, b"delta"]
+    path = tmp_path / "f"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT)
+    try:
+        directory._write_many(fd, pieces)
+    finally:
+        os.close(fd)
+    assert path.read_bytes() == b"".join(pieces)
