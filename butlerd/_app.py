@@ -191,6 +191,20 @@ def output_help(name: str | None) -> str:
     return "\n".join(lines)
 
 
+def tune_garbage_collector() -> None:
+    """Collect young objects every 50,000 allocations instead of every 700.
+
+    The daemon makes a few small objects per log entry (the entry, its
+    content) and keeps them until their bundle is sent; they never form
+    cycles, so frequent young collections only walk them again and again
+    (about a microsecond per datagram in bench/).
+    """
+    import gc
+
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(50_000, older, oldest)
+
+
 def raise_open_file_limit() -> None:
     """Go raises the soft RLIMIT_NOFILE to the hard limit at start; so do we.
 

@@ -62,11 +62,13 @@ PollResult = Union[SendBundle, WaitUntil, Finished]
 
 
 class _BuilderEntry:
-    __slots__ = ("desc", "size", "logs", "terminal", "terminal_index")
+    __slots__ = ("desc", "size", "framed", "logs", "terminal", "terminal_index")
 
     def __init__(self, desc: StreamDescriptor, desc_size: int) -> None:
         self.desc = desc
         self.size = 1 + (varint_len(desc_size) or 1) + desc_size  # Entry{desc}
+        #: What this entry adds to the bundle: tag, length and ``size``.
+        self.framed = 1 + varint_len(self.size) + self.size
         self.logs: list[LogEntry] = []
         self.terminal = False
         self.terminal_index = 0
@@ -102,13 +104,14 @@ class BundleBuilder:
         if e is None:
             e = _BuilderEntry(stream.desc, stream.desc_size)
             self._entries[stream.desc.name] = e
-            self._size += 1 + varint_len(e.size) + e.size
+            self._size += e.framed
         return e
 
     def _grow(self, e: _BuilderEntry, delta: int) -> None:
-        self._size -= 1 + varint_len(e.size) + e.size
+        self._size -= e.framed
         e.size += delta
-        self._size += 1 + varint_len(e.size) + e.size
+        e.framed = 1 + varint_len(e.size) + e.size
+        self._size += e.framed
 
     def add(self, stream: BundlerStream, entry: LogEntry) -> None:
         e = self._entry(stream)
@@ -202,9 +205,10 @@ class BundlerStream:
         """Move what the parser can emit into ``bb``; True if anything moved."""
         emitted = False
         if not self._no_more_data():
-            while (limit := bb.remaining()) > 0:
+            next_entry, buffer, closed, add = self.parser.next_entry, self.buffer, self.closed, bb.add
+            while (limit := bb.max_size - bb.size) > 0:
                 try:
-                    parsed = self.parser.next_entry(self.buffer, limit, aggressive, self.closed)
+                    parsed = next_entry(buffer, limit, aggressive, closed)
                 except StreamParseError as e:
                     log.warning("stream %r: %s; ending the stream", self.desc.name, e)
                     self.error = e
@@ -233,7 +237,7 @@ class BundlerStream:
                 entry = LogEntry(offset, prefix_counter[0], self.next_stream_index, sequence, content)
                 prefix_counter[0] += 1
                 self.next_stream_index += 1
-                bb.add(self, entry)
+                add(self, entry)
                 emitted = True
             if emitted and self.on_consumed is not None:
                 self.on_consumed()

@@ -88,6 +88,24 @@ class ChunkBuffer:
             return parts[0]
         return b"".join(parts)
 
+    def take(self, n: int) -> bytes:
+        """Remove and return the first ``n`` bytes (a slice of the head chunk
+        when they lie in it, which is the common case)."""
+        if self._chunks:
+            chunk = self._chunks[0]
+            lo = self._head - chunk.start
+            if lo + n <= len(chunk.data):
+                data = chunk.data if lo == 0 and n == len(chunk.data) else chunk.data[lo : lo + n]
+                self.consume(n)
+                return data
+        data = self.peek(self._head, self._head + n)
+        self.consume(n)
+        return data
+
+    def head_chunk(self) -> Chunk | None:
+        """The chunk holding the head byte (None when empty)."""
+        return self._chunks[0] if self._chunks else None
+
     def consume(self, n: int) -> None:
         """Drop ``n`` bytes from the head, releasing chunks that are used up."""
         if n > len(self):

@@ -146,8 +146,7 @@ class BinaryParser:
         ts = buf.first_timestamp()
         assert ts is not None
         count = min(n, limit)
-        data = buf.peek(buf.head, buf.head + count)
-        buf.consume(count)
+        data = buf.take(count)
         seq = self.offset
         self.offset += count
         return ts, seq, BinaryContent(data)
@@ -166,18 +165,26 @@ class DatagramParser:
     def next_entry(
         self, buf: ChunkBuffer, limit: int, allow_split: bool, closed: bool
     ) -> Parsed | None:
-        ts = buf.first_timestamp()
-        if ts is None:
+        chunk = buf.head_chunk()
+        if chunk is None:
             return None
+        ts = chunk.timestamp_ns
         if self.remaining == 0:
-            header = buf.peek(buf.head, buf.head + MAX_VARINT_LEN)
-            try:
-                decoded = decode_uvarint(header)
-            except VarintOverflowError as e:
-                raise StreamParseError(f"datagram header: {e}") from e
-            if decoded is None:
-                return None
-            size, header_len = decoded
+            # The header usually lies in the head chunk and is 1 or 2 bytes.
+            data, off = chunk.data, buf.head - chunk.start
+            b0 = data[off]
+            if b0 < 0x80:
+                size, header_len = b0, 1
+            elif off + 1 < len(data) and data[off + 1] < 0x80:
+                size, header_len = (b0 & 0x7F) | (data[off + 1] << 7), 2
+            else:
+                try:
+                    decoded = decode_uvarint(buf.peek(buf.head, buf.head + MAX_VARINT_LEN))
+                except VarintOverflowError as e:
+                    raise StreamParseError(f"datagram header: {e}") from e
+                if decoded is None:
+                    return None
+                size, header_len = decoded
             if size > self.max_size:
                 raise StreamParseError("frame: frame size exceeds maximum")
             buf.consume(header_len)
@@ -193,8 +200,7 @@ class DatagramParser:
             return None
         if continued and not allow_split:
             return None
-        data = buf.peek(buf.head, buf.head + emit)
-        buf.consume(emit)
+        data = buf.take(emit)
         partial = None
         if continued or self.index > 0:
             partial = Partial(self.index, self.size, not continued)

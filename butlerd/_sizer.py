@@ -12,9 +12,16 @@ from butlerd._events import BinaryContent, Content, DatagramContent, LogEntry, T
 
 
 def varint_len(v: int) -> int:
-    """Encoded length of an unsigned varint; 0 for 0, as the Go bundler counts it."""
+    """Encoded length of an unsigned varint; 0 for 0, as the Go bundler counts it.
+
+    Negative values are int64s encoded in ten bytes.
+    """
+    if 0 < v < 0x80:
+        return 1
     if v == 0:
         return 0
+    if 0 < v < 0x4000:
+        return 2
     if v < 0:
         return 10
     return (v.bit_length() + 6) // 7
@@ -90,34 +97,41 @@ def text_size(data: bytes) -> int:
 
 def content_size(content: Content) -> int:
     """Size of the LogEntry oneof field (tag, length and message)."""
-    if isinstance(content, TextContent):
-        return _field(text_size(content.data))
-    if isinstance(content, BinaryContent):
+    # Called once per entry: the common small cases are computed inline.
+    if type(content) is DatagramContent:
         n = len(content.data)
-        return _field(1 + _uvarint_len(n) + n if n else 0)
-    assert isinstance(content, DatagramContent)
-    n = len(content.data)
-    size = 1 + _uvarint_len(n) + n if n else 0
-    p = content.partial
-    if p is not None:
-        psize = 0
-        if p.index:
-            psize += 1 + varint_len(p.index)
-        if p.size:
-            psize += 1 + varint_len(p.size)
-        if p.last:
-            psize += 2
-        size += _field(psize)
-    return _field(size)
+        size = (n + (2 if n < 0x80 else 1 + varint_len(n))) if n else 0
+        p = content.partial
+        if p is not None:
+            psize = 2 if p.last else 0
+            if p.index:
+                psize += 1 + varint_len(p.index)
+            if p.size:
+                psize += 1 + varint_len(p.size)
+            size += 1 + (varint_len(psize) or 1) + psize
+    elif type(content) is TextContent:
+        size = text_size(content.data)
+    else:
+        assert isinstance(content, BinaryContent)
+        n = len(content.data)
+        size = 1 + _uvarint_len(n) + n if n else 0
+    return size + (2 if size < 0x80 else 1 + varint_len(size))
 
 
 def log_entry_size(entry: LogEntry) -> int:
     """``proto.Size`` of the logpb ``LogEntry`` for ``entry``."""
-    size = _field(duration_size(entry.time_offset_ns))  # always present
-    if entry.prefix_index:
-        size += 1 + varint_len(entry.prefix_index)
-    if entry.stream_index:
-        size += 1 + varint_len(entry.stream_index)
-    if entry.sequence:
-        size += 1 + varint_len(entry.sequence)
+    ns = entry.time_offset_ns
+    if ns == 0:
+        size = 2  # always present, even when zero
+    elif 0 < ns < 0x80 * 1_000_000_000:
+        # Seconds take one byte; nanos (< 10^9) one to five.
+        seconds, nanos = divmod(ns, 1_000_000_000)
+        d = (2 if seconds else 0) + ((1 + varint_len(nanos)) if nanos else 0)
+        size = 2 + d
+    else:
+        size = _field(duration_size(ns))
+    # Indices and sequence: one tag byte plus the varint, inline for < 2^21.
+    for v in (entry.prefix_index, entry.stream_index, entry.sequence):
+        if v:
+            size += 2 if v < 0x80 else 3 if v < 0x4000 else 4 if v < 0x200000 else 1 + varint_len(v)
     return size + content_size(entry.content)

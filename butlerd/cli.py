@@ -31,6 +31,7 @@ from butlerd._app import (
     output_help,
     parse_globals,
     raise_open_file_limit,
+    tune_garbage_collector,
     shutdown,
 )
 from butlerd._butler import Butler
@@ -184,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     sub_values["args"] = sub_rest
     _configure_logging(opts.log_level)
     raise_open_file_limit()
+    tune_garbage_collector()
     try:
         return _run_async(command(opts, sub_values))
     except CommandError as e:

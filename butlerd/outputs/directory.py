@@ -192,7 +192,7 @@ def _file_bytes(le: LogEntry) -> bytes:
 class _Stream:
     """The open file of one stream (Go ``directory.stream``)."""
 
-    __slots__ = ("base", "leaf", "name", "is_datagram", "datagram_count", "fd")
+    __slots__ = ("base", "leaf", "name", "is_datagram", "datagram_count", "fd", "_datagram_prefix")
 
     def __init__(self, root: str, desc: StreamDescriptor) -> None:
         rel = posixpath.normpath(desc.name)
@@ -202,6 +202,7 @@ class _Stream:
         self.is_datagram = int(desc.stream_type) == StreamType.DATAGRAM
         self.datagram_count = 0
         self.fd: int | None = None
+        self._datagram_prefix = os.path.join(self.base, "_")
 
         _makedirs(self.base)
         try:
@@ -224,7 +225,7 @@ class _Stream:
             raise DirectoryOutputError(
                 "cannot call getCurFile for a non-datagram with a closed file"
             )
-        path = os.path.join(self.base, f"_{self.datagram_count:05d}.{self.leaf}")
+        path = f"{self._datagram_prefix}{self.datagram_count:05d}.{self.leaf}"
         try:
             self.fd = _create(path)
         except OSError as e:
@@ -249,6 +250,9 @@ class _Stream:
             if not isinstance(content, DatagramContent):
                 _write_all(self._current(), _file_bytes(le))
                 continue
+            if content.partial is None and self.fd is None:
+                self._write_whole_datagram(content.data)  # the common case, inline
+                continue
             _write_all(self._current(), content.data)
             if content.partial is None or content.partial.last:
                 self.close()
@@ -256,6 +260,15 @@ class _Stream:
             self.close()
             return True
         return False
+
+    def _write_whole_datagram(self, data: bytes) -> None:
+        """``_current`` + write + ``close`` for one complete datagram, in one call."""
+        fd = self._current()
+        self.fd = None
+        try:
+            _write_all(fd, data)
+        finally:
+            os.close(fd)
 
     def close(self) -> None:
         if self.fd is not None:
