@@ -201,6 +201,11 @@ class Butler:
 
     async def _dispatch(self, bundle: Bundle) -> None:
         await self._send_slots.acquire()
+        if self.output.max_send_bundles <= 1:
+            # One send at a time: awaiting it here saves the loop iterations a
+            # task would cost (latency), and the bundler would wait anyway.
+            await self._send(bundle)
+            return
         task = asyncio.get_running_loop().create_task(self._send(bundle))
         self._sends.add(task)
         task.add_done_callback(self._sends.discard)
