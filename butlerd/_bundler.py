@@ -28,7 +28,7 @@ from typing import Union
 from butlerd._chunks import ChunkBuffer
 from butlerd._events import Bundle, BundleEntry, LogEntry
 from butlerd._parsers import Parser, StreamParseError, make_parser
-from butlerd._sizer import log_entry_size, timestamp_size, varint_len
+from butlerd._sizer import descriptor_size, log_entry_size, timestamp_size, varint_len
 from wire.descriptor import StreamDescriptor
 
 log = logging.getLogger("butlerd.bundler")
@@ -163,7 +163,7 @@ class BundlerStream:
     def __init__(self, bundler: Bundler, desc: StreamDescriptor, parser: Parser) -> None:
         self._bundler = bundler
         self.desc = desc
-        self.desc_size = desc.to_proto().ByteSize()
+        self.desc_size = descriptor_size(desc)
         self.buffer = ChunkBuffer()
         self.parser = parser
         self.closed = False

@@ -102,6 +102,16 @@ class ChunkBuffer:
         self.consume(n)
         return data
 
+    def take_parts(self, n: int) -> tuple[bytes, ...]:
+        """Remove the first ``n`` bytes, returned as the pieces they were
+        received in (whole chunks are not copied)."""
+        parts = tuple(
+            chunk.data if lo == 0 and hi == len(chunk.data) else chunk.data[lo:hi]
+            for chunk, lo, hi in self._spans(self._head, self._head + n)
+        )
+        self.consume(n)
+        return parts
+
     def head_chunk(self) -> Chunk | None:
         """The chunk holding the head byte (None when empty)."""
         return self._chunks[0] if self._chunks else None

@@ -52,9 +52,38 @@ class TextContent:
         return self.data[self.data.rfind(b"\n") + 1 :]
 
 
-@dataclass(slots=True, frozen=True)
 class BinaryContent:
-    data: bytes
+    """Binary stream bytes, kept as the pieces they were received in.
+
+    An output that writes them (directory) hands the pieces to ``writev``
+    and never needs one joined copy; ``data`` joins them once, on demand
+    (the Pub/Sub output, which encodes a protobuf).
+    """
+
+    __slots__ = ("parts", "size", "_data")
+
+    def __init__(self, data: bytes = b"", *, parts: tuple[bytes, ...] | None = None) -> None:
+        if parts is None:
+            parts = (data,) if data else ()
+        self.parts = parts
+        self.size = sum(map(len, parts))
+        self._data: bytes | None = parts[0] if len(parts) == 1 else None
+
+    @property
+    def data(self) -> bytes:
+        if self._data is None:
+            self._data = b"".join(self.parts)
+        return self._data
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, BinaryContent):
+            return NotImplemented
+        return self.size == other.size and self.data == other.data
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"BinaryContent({self.data!r})"
 
 
 class Partial(NamedTuple):

@@ -146,10 +146,10 @@ class BinaryParser:
         ts = buf.first_timestamp()
         assert ts is not None
         count = min(n, limit)
-        data = buf.take(count)
+        parts = buf.take_parts(count)
         seq = self.offset
         self.offset += count
-        return ts, seq, BinaryContent(data)
+        return ts, seq, BinaryContent(parts=parts)
 
 
 class DatagramParser:

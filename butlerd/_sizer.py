@@ -8,7 +8,17 @@ object per entry. ``tests/test_sizer.py`` checks every function here against
 
 from __future__ import annotations
 
-from butlerd._events import BinaryContent, Content, DatagramContent, LogEntry, TextContent
+from butlerd._events import (
+    BinaryContent,
+    Bundle,
+    BundleEntry,
+    Content,
+    DatagramContent,
+    LogEntry,
+    TextContent,
+)
+from wire.descriptor import StreamDescriptor
+from wire.types import go_len
 
 
 def varint_len(v: int) -> int:
@@ -113,7 +123,7 @@ def content_size(content: Content) -> int:
         size = text_size(content.data)
     else:
         assert isinstance(content, BinaryContent)
-        n = len(content.data)
+        n = content.size
         size = 1 + _uvarint_len(n) + n if n else 0
     return size + (2 if size < 0x80 else 1 + varint_len(size))
 
@@ -135,3 +145,43 @@ def log_entry_size(entry: LogEntry) -> int:
         if v:
             size += 2 if v < 0x80 else 3 if v < 0x4000 else 4 if v < 0x200000 else 1 + varint_len(v)
     return size + content_size(entry.content)
+
+
+def _string_field(s: str) -> int:
+    return _field(go_len(s)) if s else 0
+
+
+def descriptor_size(desc: StreamDescriptor) -> int:
+    """``desc.to_proto().ByteSize()`` without building the message."""
+    size = _string_field(desc.prefix) + _string_field(desc.name)
+    size += _string_field(desc.content_type) + _string_field(desc.binary_file_ext)
+    if int(desc.stream_type):
+        size += 1 + varint_len(int(desc.stream_type))
+    if desc.timestamp_ns is not None:
+        size += _field(timestamp_size(desc.timestamp_ns))
+    for k, v in desc.tags.items():
+        # A map entry carries both key and value, even empty ones (Go and upb agree).
+        size += _field(_field(go_len(k)) + _field(go_len(v)))
+    return size
+
+
+def _bundle_entry_size(be: BundleEntry) -> int:
+    size = _field(descriptor_size(be.desc))
+    if be.terminal:
+        size += 2
+        if be.terminal_index:
+            size += 1 + varint_len(be.terminal_index)
+    for le in be.logs:
+        size += _field(log_entry_size(le))
+    return size
+
+
+def bundle_size(bundle: Bundle, project: str = "", prefix: str = "", secret: bytes = b"") -> int:
+    """``bundle_to_proto(...).ByteSize()``, computed arithmetically."""
+    size = _field(timestamp_size(bundle.timestamp_ns))
+    for be in bundle.entries:
+        size += _field(_bundle_entry_size(be))
+    for field in (project.encode(), prefix.encode(), secret):
+        if field:
+            size += _field(len(field))
+    return size

@@ -78,3 +78,22 @@ def test_clear_drops_everything():
     b.consume(1)
     b.clear()
     assert len(b) == 0 and b.head == b.end == 6
+
+
+def test_take_parts_keeps_received_pieces_without_copying_whole_chunks():
+    first, second, third = b"abc", b"defg", b"hi"
+    b = buf_of(first, second, third)
+    b.consume(1)
+    parts = b.take_parts(7)
+    assert parts == (b"bc", b"defg", b"h")
+    assert parts[1] is second
+    assert b.peek(b.head, b.end) == b"i"
+
+
+def test_binary_content_joins_its_pieces_once_on_demand():
+    from butlerd._events import BinaryContent
+
+    c = BinaryContent(parts=(b"ab", b"cd"))
+    assert c.size == 4 and c.parts == (b"ab", b"cd")
+    assert c.data == b"abcd" and c.data is c.data
+    assert c == BinaryContent(b"abcd")

@@ -17,7 +17,8 @@ from butlerd._events import (
     Partial,
     TextContent,
 )
-from butlerd._proto import bundle_size, bundle_to_proto, duration_parts, log_entry_to_proto
+from butlerd._proto import bundle_to_proto, duration_parts, log_entry_to_proto
+from butlerd._sizer import bundle_size
 from wire import logpb
 from wire.descriptor import StreamDescriptor
 from wire.types import StreamType
@@ -197,7 +198,7 @@ def test_bundle_size_equals_serialized_size() -> None:
     ],
 )
 def test_descriptor_size_equals_serialized_size(d: StreamDescriptor) -> None:
-    from butlerd._proto import descriptor_size
+    from butlerd._sizer import descriptor_size
 
     assert descriptor_size(d) == d.to_proto().ByteSize()
 

@@ -34,6 +34,7 @@ from wire.timefmt import format_proto_json_timestamp
 from wire.types import StreamType
 
 from butlerd._events import (
+    BinaryContent,
     Bundle,
     BundleEntry,
     DatagramContent,
@@ -241,7 +242,14 @@ class _Stream:
         if not self.is_datagram and be.logs:
             # One writev per bundle entry: the bytes of Go's write per
             # line, a fraction of the system calls, and no joined copy.
-            _write_many(self._current(), list(map(_file_bytes, be.logs)))
+            pieces: list[bytes] = []
+            for le in be.logs:
+                content = le.content
+                if isinstance(content, BinaryContent):
+                    pieces += content.parts
+                else:
+                    pieces.append(_file_bytes(le))
+            _write_many(self._current(), pieces)
             if be.terminal:
                 self.close()
             return be.terminal

@@ -20,7 +20,7 @@ from google.protobuf import text_format
 from butlerd._events import BinaryContent, Bundle, DatagramContent, TextContent
 from butlerd._nestedflags import FlagSet
 from wire.goquote import go_quote
-from butlerd._proto import bundle_size
+from butlerd._sizer import bundle_size
 from butlerd.outputs import OutputFactory
 from butlerd.outputs.base import Output, OutputConfig, OutputStats
 

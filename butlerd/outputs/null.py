@@ -4,7 +4,7 @@ The Go CLI cannot select it (the luciexe host uses it when no output is
 given); here it is ``-output null``, handy for benchmarks and dry runs.
 Stats follow Go: ``sent_messages`` counts bundle *entries* (streams per
 bundle), ``sent_bytes`` the serialized bundle size, computed arithmetically
-(``butlerd._proto.bundle_size``) so no protobuf message is built.
+(``butlerd._sizer.bundle_size``) so no protobuf message is built.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from butlerd._events import Bundle
-from butlerd._proto import bundle_size
+from butlerd._sizer import bundle_size
 from butlerd.outputs import OutputFactory
 from butlerd.outputs.base import Output, OutputConfig, OutputStats
 
