@@ -239,7 +239,8 @@ class BundlerStream:
                 self.next_stream_index += 1
                 add(self, entry)
                 emitted = True
-            if emitted and self.on_consumed is not None:
+            # Wake the reader: it may resume reading or, after an error, close.
+            if (emitted or self.error is not None) and self.on_consumed is not None:
                 self.on_consumed()
         if self._no_more_data():
             if self.next_stream_index > 0:

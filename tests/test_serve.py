@@ -319,3 +319,14 @@ def test_unknown_json_keys_and_case_insensitive_keys(butlerd):
     assert d.stop() == 0
     assert d.read("ci/name") == b"\x00\x01"
     assert d.meta("ci/name")["stream_type"] == "BINARY"
+
+
+def test_an_oversized_datagram_closes_its_connection_at_once(butlerd):
+    d = butlerd("-output-no-buffer")
+    s = d.connect()
+    s.sendall(handshake("huge", "datagram") + encode_uvarint(10 * 1024 * 1024 + 1))
+    s.settimeout(10)
+    assert s.recv(1) == b""  # closed by the daemon, though the client sent nothing more
+    s.close()
+    assert d.stop() == 0
+    assert "frame size exceeds maximum" in d.stderr()
