@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from butlerd._butler import DEFAULT_MAX_BUFFER_AGE_NS, Butler
-from butlerd._goflags import FlagError, FlagSet
+from butlerd._goflags import FlagError, FlagSet, parse_map_item
 from butlerd._server import StreamServer
 from butlerd.outputs.base import Output, OutputConfig
 from wire.types import make_stream_name, validate_project_name, validate_stream_name, validate_tag
@@ -41,13 +41,8 @@ class CommandError(Exception):
 
 
 def _parse_tag(text: str) -> tuple[str, str]:
-    """One ``-tag`` value, read as Go's stringmapflag reads it (trimmed first)."""
-    text = text.strip()
-    if not text:
-        raise FlagError("cannot specify an empty k=v pair")
-    key, _, value = text.partition("=")
-    if not key:
-        raise FlagError("cannot have a k=v pair with empty key")
+    """One ``-tag`` value, read as Go's stringmapflag reads it, then validated."""
+    key, value = parse_map_item(text)
     validate_tag(key, value)
     return key, value
 

@@ -50,7 +50,7 @@ from typing import Any
 from butlerd import _app
 from butlerd._app import GlobalOptions
 from butlerd._butler import Butler, StreamRejected, StreamWriter
-from butlerd._goflags import FlagSet
+from butlerd._goflags import FlagSet, parse_map_item
 from butlerd._nestedflags import FlagSet as NestedFlagSet
 from butlerd._server import MAX_SOCKET_PATH, StreamServer, bind_unix_socket
 from wire.descriptor import StreamDescriptor
@@ -107,13 +107,7 @@ class StreamOptions:
         self.content_type = v
 
     def _set_tag(self, v: str) -> None:
-        # Go stringmapflag: "key[=value]", trimmed; keys must be new.
-        v = v.strip()
-        if not v:
-            raise ValueError("cannot specify an empty k=v pair")
-        key, _, value = v.partition("=")
-        if not key:
-            raise ValueError("cannot have a k=v pair with empty key")
+        key, value = parse_map_item(v)  # Go stringmapflag; keys must be new
         if key in self.tags:
             raise ValueError(f"a value for key '{key}' has already been defined")
         self.tags[key] = value

@@ -62,6 +62,17 @@ def format_duration(ns: int) -> str:
     return f"{ns}ns"
 
 
+def parse_map_item(text: str) -> tuple[str, str]:
+    """One ``key[=value]`` item of a Go ``stringmapflag`` (``-tag``): trimmed first."""
+    text = text.strip()
+    if not text:
+        raise FlagError("cannot specify an empty k=v pair")
+    key, _, value = text.partition("=")
+    if not key:
+        raise FlagError("cannot have a k=v pair with empty key")
+    return key, value
+
+
 @dataclass
 class Flag:
     name: str

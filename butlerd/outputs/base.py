@@ -82,3 +82,13 @@ class Output(abc.ABC):
         Keys are the variable names; only non-empty values are exported.
         """
         return {}
+
+
+def logdog_env(coordinator_host: str, project: str, prefix: str) -> dict[str, str]:
+    """The LOGDOG_* variables a LogDog output gives ``run`` children (non-empty only)."""
+    env = {
+        "LOGDOG_COORDINATOR_HOST": coordinator_host,
+        "LOGDOG_STREAM_PROJECT": project,
+        "LOGDOG_STREAM_PREFIX": prefix,
+    }
+    return {k: v for k, v in env.items() if v}

@@ -48,7 +48,7 @@ from butlerd._nestedflags import FlagSet
 from butlerd._proto_registration import RegisterPrefixRequest, RegisterPrefixResponse
 from butlerd._prpc import Credentials, PrpcClient, PrpcError, RetrySchedule, is_local_host
 from butlerd.outputs import OutputConfigError, OutputFactory
-from butlerd.outputs.base import Output, OutputConfig, OutputStats
+from butlerd.outputs.base import Output, OutputConfig, OutputStats, logdog_env
 from butlerd.outputs.pubsub import (
     MAX_SEND_BUNDLES,
     MAX_SIZE,
@@ -264,12 +264,7 @@ class LogDogOutput(Output):
             await self.pubsub.close()
 
     def url_env(self) -> dict[str, str]:
-        env = {
-            "LOGDOG_COORDINATOR_HOST": self.host,
-            "LOGDOG_STREAM_PROJECT": self.project,
-            "LOGDOG_STREAM_PREFIX": self.prefix,
-        }
-        return {k: v for k, v in env.items() if v}
+        return logdog_env(self.host, self.project, self.prefix)
 
 
 class LogDogFactory(OutputFactory):

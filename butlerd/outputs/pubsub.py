@@ -50,7 +50,7 @@ from butlerd._events import Bundle
 from butlerd._nestedflags import FlagSet
 from butlerd._proto import bundle_to_proto
 from butlerd.outputs import OutputConfigError, OutputFactory
-from butlerd.outputs.base import Output, OutputConfig, OutputStats
+from butlerd.outputs.base import Output, OutputConfig, OutputStats, logdog_env
 
 __all__ = [
     "Backoff",
@@ -242,12 +242,7 @@ class PubSubOutput(Output):
         return OutputStats(s.sent_bytes, s.sent_messages, s.discarded_messages, s.errors, s.retries)
 
     def url_env(self) -> dict[str, str]:
-        env = {
-            "LOGDOG_COORDINATOR_HOST": self.host,
-            "LOGDOG_STREAM_PROJECT": self.project,
-            "LOGDOG_STREAM_PREFIX": self.prefix,
-        }
-        return {k: v for k, v in env.items() if v}
+        return logdog_env(self.host, self.project, self.prefix)
 
     async def start(self) -> None:
         if self._publisher is None:
