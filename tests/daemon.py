@@ -49,6 +49,9 @@ class Butlerd:
             time.sleep(0.02)
         assert self.proc.stdout is not None
         self.announce = self.proc.stdout.readline().decode()
+        if not self.announce:  # it bound the socket, then failed (e.g. the output did)
+            self.proc.wait(20)
+            raise RuntimeError(f"butlerd did not start: {self.stderr()}")
 
     def connect(self) -> socket.socket:
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
