@@ -40,7 +40,7 @@ class CommandError(Exception):
         self.code = code
 
 
-def _parse_tag(text: str) -> tuple[str, str]:
+def parse_tag(text: str) -> tuple[str, str]:
     """One ``-tag`` value, read as Go's stringmapflag reads it, then validated."""
     key, value = parse_map_item(text)
     validate_tag(key, value)
@@ -55,7 +55,7 @@ def global_flags() -> FlagSet:
     fs.string("coordinator-host", "", "The LogDog Coordinator host name (logdog output).")
     fs.string("output", "", "Output: directory,path=DIR | log[,bundle-size=N] | null | "
               "pubsub,topic=T | logdog (default for serve: " + DEFAULT_OUTPUT + ").")
-    fs.custom("tag", [], _parse_tag, "Global tag key[=value] for every stream; repeatable.",
+    fs.custom("tag", [], parse_tag, "Global tag key[=value] for every stream; repeatable.",
               repeated=True, metavar="key[=value]")
     fs.duration("output-max-buffer-age", DEFAULT_MAX_BUFFER_AGE_NS,
                 "Longest a log entry waits in a bundle before it is sent.")
@@ -239,11 +239,20 @@ class Signals:
 async def shutdown(opts: GlobalOptions, butler: Butler, server: StreamServer, output: Output) -> int:
     """Drain the streams, flush the bundler, close the output; the exit code."""
     await server.shutdown(opts.drain_timeout_s)
+    return await flush_and_close(butler, output)
+
+
+async def flush_and_close(butler: Butler, output: Output) -> int:
+    """Flush every (closed) stream to the output and close it: 0, or 250 if
+    the output failed to close or did not deliver everything."""
     output.begin_close()
     await butler.flush()
-    await output.close()
-    stats = output.stats()
-    log.info("output closed; stats %s", stats)
+    try:
+        await output.close()
+    except Exception:
+        log.exception("closing the output failed")
+        return EXIT_RUNTIME
+    log.info("output closed; stats %s", output.stats())
     undelivered = output.undelivered
     if undelivered:
         log.error("%d bundle(s) were not delivered", undelivered)

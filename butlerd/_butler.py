@@ -33,6 +33,12 @@ _READ_SIZE = 4096
 DEFAULT_MAX_BUFFER_AGE_NS = 5_000_000_000
 
 
+def _log_failure(task: asyncio.Task[None]) -> None:
+    """The bundling task must never die quietly: streams would fill up and stall."""
+    if not task.cancelled() and task.exception() is not None:
+        log.critical("the bundler failed; no more data will be sent", exc_info=task.exception())
+
+
 class StreamRejected(Exception):
     """A handshake was fine but the stream cannot be added (e.g. duplicate name)."""
 
@@ -172,6 +178,7 @@ class Butler:
 
     def start(self) -> None:
         self._loop_task = asyncio.get_running_loop().create_task(self._run(), name="bundler")
+        self._loop_task.add_done_callback(_log_failure)
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()

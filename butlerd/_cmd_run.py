@@ -354,7 +354,7 @@ async def run(opts: GlobalOptions, values: dict[str, Any]) -> int:
         sock_dir, sock_path = private_socket_path()
     except (OSError, ValueError) as e:
         await output.close()
-        raise _app.CommandError(_app.EXIT_CONFIG, f"cannot create the stream server socket: {e}") from None
+        raise _app.CommandError(_app.EXIT_RUNTIME, f"cannot create the stream server socket: {e}") from None
     try:
         return await _Runner(opts, values, command, output, sock_path).execute()
     finally:
@@ -671,13 +671,7 @@ async def _stream_file(opts: GlobalOptions, desc: StreamDescriptor, f: Any, outp
         finally:
             stop.cancel()
             writer.close()
-    await butler.flush()
-    await output.close()
-    undelivered = output.undelivered
-    if undelivered:
-        print(f"butlerd: {undelivered} bundle(s) were not delivered", file=sys.stderr)
-        return _app.EXIT_RUNTIME
-    return code
+    return await _app.flush_and_close(butler, output) or code
 
 
 __all__ = [

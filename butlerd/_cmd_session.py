@@ -23,6 +23,7 @@ import socket
 import sys
 from typing import Any
 
+from butlerd._app import parse_tag
 from butlerd._goflags import FlagError, FlagSet
 from butlerd._sessions import DEFAULT_CONTROL_SOCKET
 
@@ -57,13 +58,6 @@ def _common(fs: FlagSet, default_socket: str = "") -> FlagSet:
     return fs
 
 
-def _tag(text: str) -> tuple[str, str]:
-    key, _, value = text.partition("=")
-    if not key:
-        raise FlagError("tag key must not be empty")
-    return key, value
-
-
 def open_flags() -> FlagSet:
     fs = _common(FlagSet("session open"))
     fs.string("project", "", "The session's LogDog project (default: global -project).")
@@ -71,7 +65,7 @@ def open_flags() -> FlagSet:
     fs.string("output", "", "The session's output (default: the daemon's -session-output).",
               metavar="spec")
     fs.string("coordinator-host", "", "The LogDog Coordinator host (default: global flag).")
-    fs.custom("tag", [], _tag, "Tag key=value for every stream of the session; repeatable.",
+    fs.custom("tag", [], parse_tag, "Tag key=value for every stream of the session; repeatable.",
               repeated=True, metavar="key=value")
     return fs
 

@@ -32,15 +32,16 @@ MAX_SOCKET_PATH = 104
 _conn_ids = itertools.count(1)
 
 
-def _peer_pid(sock: socket.socket | None) -> int | None:
+def peer_credentials(sock: socket.socket | None) -> tuple[int, int] | None:
+    """(pid, uid) of the process at the other end of a Unix socket, if known."""
     if sock is None or not hasattr(socket, "SO_PEERCRED"):
         return None
     try:
         creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
     except OSError:
         return None
-    pid, _, _ = struct.unpack("3i", creds)
-    return pid or None
+    pid, uid, _ = struct.unpack("3i", creds)
+    return pid, uid
 
 
 class StreamConnection(asyncio.Protocol):
@@ -60,9 +61,9 @@ class StreamConnection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]  # uvloop's are not subclasses
-        pid = _peer_pid(transport.get_extra_info("socket"))
-        if pid is not None:
-            self.label += f" (pid {pid})"
+        creds = peer_credentials(transport.get_extra_info("socket"))
+        if creds is not None and creds[0]:
+            self.label += f" (pid {creds[0]})"
         self._server._connections.add(self)
         self._server.activity += 1
         timeout = self._server.handshake_timeout
@@ -238,7 +239,7 @@ class StreamServer:
         if remove_on_close:
             self._paths.append(remove_on_close)
 
-    async def _settle(self, limit: float = 0.5) -> None:
+    async def settle(self, limit: float = 0.5) -> None:
         """Let connections and bytes that were already sent be accepted and read.
 
         A client that wrote its whole stream just before the signal must not
@@ -250,11 +251,6 @@ class StreamServer:
         while seen != self.activity and loop.time() < deadline:
             seen = self.activity
             await asyncio.sleep(0.02)
-
-    @property
-    def connection_count(self) -> int:
-        """Connections open now, whether still in their handshake or streaming."""
-        return len(self._connections)
 
     async def wait_idle(self, quiet_rounds: int = 3, interval: float = 0.02) -> None:
         """Return once no client is connected and none is arriving.
@@ -277,7 +273,7 @@ class StreamServer:
 
     async def shutdown(self, drain_timeout: float) -> None:
         """Stop accepting, let streams finish up to ``drain_timeout``, close the rest."""
-        await self._settle()
+        await self.settle()
         for server in self._servers:
             server.close()
         for path in self._paths:

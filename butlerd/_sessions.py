@@ -37,7 +37,6 @@ import logging
 import os
 import secrets
 import socket
-import struct
 import time
 from collections.abc import Awaitable
 from typing import Any
@@ -45,7 +44,7 @@ from typing import Any
 from butlerd import _systemd
 from butlerd._butler import Butler, StreamRejected, StreamWriter
 from butlerd._goflags import FlagSet
-from butlerd._server import StreamServer, bind_unix_socket, check_socket_path
+from butlerd._server import StreamServer, bind_unix_socket, check_socket_path, peer_credentials
 from butlerd.outputs.base import Output, OutputConfig
 from wire.descriptor import StreamDescriptor
 from wire.timefmt import format_rfc3339nano
@@ -162,18 +161,9 @@ class Session:
                 self._close(drain_timeout), name=f"close session {self.id}")
         return self._closing
 
-    async def _settle(self, limit: float = 0.5) -> None:
-        """Let connections and bytes already sent be accepted and read first."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + limit
-        seen = -1
-        while seen != self.server.activity and loop.time() < deadline:
-            seen = self.server.activity
-            await asyncio.sleep(0.02)
-
     async def _close(self, drain_timeout: float) -> dict[str, Any]:
         loop = asyncio.get_running_loop()
-        await self._settle()
+        await self.server.settle()
         self.butler.closing = True  # from now on a handshake is refused
         deadline = loop.time() + drain_timeout
         while self.open_streams and loop.time() < deadline:
@@ -340,15 +330,8 @@ class SessionManager:
 
 
 def _peer(writer: asyncio.StreamWriter) -> str:
-    sock = writer.get_extra_info("socket")
-    if sock is None or not hasattr(socket, "SO_PEERCRED"):
-        return "peer"
-    try:
-        creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-    except OSError:
-        return "peer"
-    pid, uid, _ = struct.unpack("3i", creds)
-    return f"pid {pid} uid {uid}"
+    creds = peer_credentials(writer.get_extra_info("socket"))
+    return "peer" if creds is None else f"pid {creds[0]} uid {creds[1]}"
 
 
 class ControlServer:
