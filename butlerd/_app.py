@@ -151,8 +151,6 @@ def default_socket_path() -> str:
 
 def make_output(opts: GlobalOptions, default: str | None = None) -> Output:
     """Build the ``-output`` (or ``default``); a bad configuration exits 250 as in Go."""
-    from butlerd.outputs import OutputConfigError, parse_output_flag
-
     spec = opts.output or default
     if not spec:
         raise CommandError(EXIT_RUNTIME, "No output is configured.")
@@ -162,6 +160,13 @@ def make_output(opts: GlobalOptions, default: str | None = None) -> Output:
         coordinator_host=opts.coordinator_host,
         extra={"flush_timeout": str(opts.flush_timeout_s)},
     )
+    return build_output(spec, config)
+
+
+def build_output(spec: str, config: OutputConfig) -> Output:
+    """An output from its ``NAME,k=v,...`` spec, or CommandError saying why not."""
+    from butlerd.outputs import OutputConfigError, parse_output_flag
+
     try:
         output = parse_output_flag(spec).create(config)
     except OutputConfigError as e:

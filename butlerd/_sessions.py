@@ -42,6 +42,7 @@ from collections.abc import Awaitable
 from typing import Any
 
 from butlerd import _systemd
+from butlerd._app import EXIT_RUNTIME, CommandError, build_output
 from butlerd._butler import Butler, StreamRejected, StreamWriter
 from butlerd._goflags import FlagSet
 from butlerd._server import StreamServer, bind_unix_socket, check_socket_path, peer_credentials
@@ -59,11 +60,17 @@ MAX_REQUEST_LINE = 1 << 20
 #: Results of closed sessions kept for a repeated ``close``.
 KEEP_CLOSED = 256
 
-EXIT_RUNTIME = 250
-
 
 class SessionError(Exception):
     """A control request that cannot be done; the message goes back to the client."""
+
+
+async def _close_quietly(output: Output) -> None:
+    """Release an output a failed ``open`` created; its error is only logged."""
+    try:
+        await output.close()
+    except Exception:
+        log.exception("closing the output of a session that failed to open")
 
 
 # --- one session ------------------------------------------------------------------------------
@@ -226,6 +233,10 @@ class SessionManager:
         self.drain_timeout = drain_timeout
         self.sessions: dict[str, Session] = {}
         self.closed: collections.OrderedDict[str, dict[str, Any]] = collections.OrderedDict()
+        #: (project, prefix) of sessions being opened, so two opens cannot race.
+        self._opening: set[tuple[str, str]] = set()
+        #: Set by close_all: the daemon is stopping and refuses new sessions.
+        self.stopping = False
         self._dir_ready = False
 
     def _ensure_dir(self) -> None:
@@ -235,8 +246,8 @@ class SessionManager:
 
     async def open(self, *, project: str, prefix: str, coordinator_host: str = "",
                    tags: dict[str, str] | None = None, output: str = "") -> Session:
-        from butlerd.outputs import create_output
-
+        if self.stopping:
+            raise SessionError("the daemon is shutting down")
         if project:
             try:
                 validate_project_name(project)
@@ -248,29 +259,41 @@ class SessionManager:
             validate_stream_name(prefix)
         except ValueError as e:
             raise SessionError(f"invalid prefix: {e}") from None
+        key = (project, prefix)
         for other in self.sessions.values():
-            if other.project == project and other.prefix == prefix:
+            if (other.project, other.prefix) == key:
                 raise SessionError(f"session {other.id} already uses project {project!r} "
                                    f"prefix {prefix!r}; stream names must be unique per prefix")
+        if key in self._opening:
+            raise SessionError(f"a session for project {project!r} prefix {prefix!r} "
+                               "is being opened")
         merged = dict(self.global_tags)
-        for key, value in (tags or {}).items():
+        for key_, value in (tags or {}).items():
             try:
-                validate_tag(key, value)
+                validate_tag(key_, value)
             except ValueError as e:
                 raise SessionError(f"invalid tag: {e}") from None
-            merged[key] = value
+            merged[key_] = value
+        self._opening.add(key)
+        try:
+            return await self._open(project, prefix, coordinator_host, merged, output)
+        finally:
+            self._opening.discard(key)
 
+    async def _open(self, project: str, prefix: str, coordinator_host: str,
+                    tags: dict[str, str], output: str) -> Session:
         sid = secrets.token_hex(8)
         spec = (output or self.default_output).replace("{id}", sid)
         config = OutputConfig(project=project, prefix=prefix, coordinator_host=coordinator_host,
                               extra={"flush_timeout": str(self.flush_timeout)})
         try:
-            out = create_output(spec, config)
-        except ValueError as e:
-            raise SessionError(f"failed to create output: {e}") from None
+            out = build_output(spec, config)
+        except CommandError as e:
+            raise SessionError(str(e)) from None
         try:
             await out.start()
         except Exception as e:
+            await _close_quietly(out)
             raise SessionError(f"failed to start output: {e}") from None
         path = os.path.join(self.session_dir, f"{sid}.sock")
         try:
@@ -278,13 +301,12 @@ class SessionManager:
             path = check_socket_path(path)
             sock = bind_unix_socket(path, self.socket_mode)
         except (OSError, ValueError) as e:
-            await out.close()
+            await _close_quietly(out)
             raise SessionError(f"cannot listen on {path}: {e}") from None
-        butler = _SessionButler(out, max_buffer_delay_ns=self.max_buffer_delay_ns,
-                                global_tags=merged)
+        butler = _SessionButler(out, max_buffer_delay_ns=self.max_buffer_delay_ns, global_tags=tags)
         server = StreamServer(butler, handshake_timeout=self.handshake_timeout)
         session = Session(sid, project=project, prefix=prefix, coordinator_host=coordinator_host,
-                          tags=merged, output_spec=spec, output=out, socket_path=path,
+                          tags=tags, output_spec=spec, output=out, socket_path=path,
                           butler=butler, server=server)
         butler.session = session
         butler.start()
@@ -309,6 +331,9 @@ class SessionManager:
         return result
 
     async def close_all(self, drain_timeout: float) -> list[dict[str, Any]]:
+        self.stopping = True
+        while self._opening:  # let sessions being opened finish, then close them too
+            await asyncio.sleep(0.02)
         ids = list(self.sessions)
         if not ids:
             return []
@@ -534,8 +559,6 @@ class Service:
                     self._control_sock = bind_unix_socket(path, values["control-socket-mode"])
                     self._control_path = path
                 except (OSError, ValueError) as e:
-                    from butlerd._app import CommandError
-
                     raise CommandError(EXIT_RUNTIME,
                                        f"cannot listen on {self._control_path}: {e}") from None
             session_dir = values.get("session-dir") or os.path.join(

@@ -271,7 +271,9 @@ def test_bad_requests_get_errors(daemon):
         for line, expect in ((b"not json\n", "bad JSON"), (b'{"op": "fly"}\n', "unknown op"),
                              (b'{"op": "open", "prefix": "bad//name"}\n', "invalid prefix"),
                              (b'{"op": "open", "prefix": "x", "output": "nope"}\n',
-                              "failed to create output")):
+                              "failed to create output"),
+                             (b'{"op": "open", "prefix": "y", "output": "log,bundle-size=0"}\n',
+                              "bundle size must be positive")):
             f.write(line)
             f.flush()
             response = json.loads(f.readline())
@@ -279,6 +281,7 @@ def test_bad_requests_get_errors(daemon):
         f.write(b'{"op": "list"}\n')
         f.flush()
         assert json.loads(f.readline()) == {"ok": True, "sessions": []}
+    assert not [p for p in os.listdir(d.session_dir) if p.endswith(".sock")]  # nothing leaked
 
 
 def test_session_cli_without_a_daemon_fails_cleanly(tmp_path):
