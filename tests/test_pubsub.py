@@ -313,3 +313,22 @@ def test_start_without_credentials_is_a_config_error(monkeypatch, tmp_path):
     out = PubSubOutput(TOPIC, project="proj", prefix="p", secret=SECRET)
     with pytest.raises(OutputConfigError, match="failed to create Pub/Sub client"):
         asyncio.run(out.start())
+
+
+def test_a_bundle_that_cannot_be_encoded_does_not_hold_up_close():
+    # A bundle over the 10 MiB soft cap is refused (Go's error); close() must
+    # then return at once, not wait out the flush timeout for it.
+    pub = FakePublisher()
+    out = output(pub, flush_timeout=30)
+    huge = bundle(0, text=b"x" * (10 * 1024 * 1024 + 10) + b"\n")
+
+    async def go() -> float:
+        with pytest.raises(butlerproto.ButlerProtoError):
+            await out.send_bundle(huge)
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        await out.close()
+        return loop.time() - t0
+
+    assert asyncio.run(go()) < 5
+    assert out.stats().discarded_messages == 1 and pub.calls == []

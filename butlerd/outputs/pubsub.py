@@ -274,8 +274,11 @@ class PubSubOutput(Output):
             if self._publisher is None:
                 await self.start()
             got_slot = await self._acquire_slot()
-        finally:
+        except BaseException:
             self._handing_over -= 1
+            self._check_settled()  # close() must not wait out its timeout for us
+            raise
+        self._handing_over -= 1
         if not got_slot:
             self._discard()
             self._check_settled()
@@ -401,7 +404,7 @@ class PubSubOutput(Output):
             await asyncio.gather(*stuck, return_exceptions=True)
         # Senders still waiting for a slot wake up, see _gave_up and count themselves.
         while self._handing_over:
-            await asyncio.sleep(0)
+            await self._settled.wait()  # set by the last sender to give up
         if self._publisher is not None and self._own_publisher:
             try:
                 self._publisher.stop()  # non-blocking: it only flags the client
