@@ -50,16 +50,33 @@ def parse_duration(text: str) -> int:
     return sign * total
 
 
-def format_duration(ns: int) -> str:
-    """A compact Go-like rendering for help texts ("5s", "250ms", "1m0s")."""
-    if ns % 1_000_000_000 == 0:
-        s = ns // 1_000_000_000
-        if s >= 60:
-            return f"{s // 60}m{s % 60}s"
-        return f"{s}s"
-    if ns % 1_000_000 == 0:
-        return f"{ns // 1_000_000}ms"
-    return f"{ns}ns"
+def go_duration(ns: int) -> str:
+    """Go ``time.Duration.String``: ``0s``, ``1.5µs``, ``250ms``, ``1h2m3.5s``."""
+    u = abs(ns)
+    if u < 1_000_000_000:
+        if u == 0:
+            return "0s"
+        if u < 1_000:
+            s = f"{u}ns"
+        elif u < 1_000_000:
+            s = _frac(u, 3) + "\u00b5s"
+        else:
+            s = _frac(u, 6) + "ms"
+    else:
+        secs, rest = divmod(u, 1_000_000_000)
+        s = _frac(secs % 60 * 1_000_000_000 + rest, 9) + "s"
+        minutes = secs // 60
+        if minutes:
+            s = f"{minutes % 60}m{s}"
+            if minutes // 60:
+                s = f"{minutes // 60}h{s}"
+    return "-" + s if ns < 0 else s
+
+
+def _frac(v: int, prec: int) -> str:
+    whole, part = divmod(v, 10**prec)
+    digits = f"{part:0{prec}d}".rstrip("0")
+    return f"{whole}.{digits}" if digits else str(whole)
 
 
 def parse_map_item(text: str) -> tuple[str, str]:
@@ -127,9 +144,9 @@ class FlagSet:
             if flag.parse is None:
                 if not eq:
                     value: Any = True
-                elif inline.lower() in ("1", "t", "true"):
+                elif inline in ("1", "t", "T", "TRUE", "true", "True"):  # Go strconv.ParseBool
                     value = True
-                elif inline.lower() in ("0", "f", "false"):
+                elif inline in ("0", "f", "F", "FALSE", "false", "False"):
                     value = False
                 else:
                     raise FlagError(f"invalid boolean value {inline!r} for -{name}")
@@ -160,7 +177,7 @@ class FlagSet:
             kind = "" if f.parse is None else f" {f.metavar}"
             default = ""
             if f.parse is parse_duration:
-                default = f" (default {format_duration(f.default)})"
+                default = f" (default {go_duration(f.default)})"
             elif f.default is True:
                 default = " (default true)"
             elif f.default not in (None, "", False, []):

@@ -18,7 +18,8 @@ from butlerd._events import (
 )
 from butlerd._proto import bundle_to_proto
 from butlerd.outputs import OutputConfig, OutputFlagError, create_output
-from butlerd.outputs.log import LogOutput, go_duration
+from butlerd._goflags import go_duration
+from butlerd.outputs.log import LogOutput
 from wire.descriptor import StreamDescriptor
 from wire.types import StreamType
 

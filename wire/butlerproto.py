@@ -37,12 +37,13 @@ import zlib
 from dataclasses import dataclass
 
 from wire import logpb
+from wire.types import MAX_BUTLER_LOG_BUNDLE_SIZE
 from wire.varint import decode_uvarint, encode_uvarint
 
 #: Compress when the serialized bundle is at least this long (Go DefaultCompressThreshold).
 COMPRESS_THRESHOLD = 860
 #: Largest serialized bundle, before compression (Go types.MaxButlerLogBundleSize).
-MAX_BUNDLE_SIZE = 10 * 1024 * 1024
+MAX_BUNDLE_SIZE = MAX_BUTLER_LOG_BUNDLE_SIZE
 #: Largest Pub/Sub message data (Go gcps.MaxPublishRequestBytes).
 MAX_PUBSUB_MESSAGE_SIZE = 10_000_000
 #: ButlerMetadata.proto_version (Go logpb.Version).

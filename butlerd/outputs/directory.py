@@ -217,7 +217,10 @@ class _Stream:
         finally:
             os.close(meta)
         if not self.is_datagram:
-            self.fd = _create(os.path.join(self.base, self.leaf))
+            try:
+                self.fd = _create(os.path.join(self.base, self.leaf))
+            except OSError as e:
+                raise DirectoryOutputError(f"opening data file for {rel}: {e}") from e
 
     def _current(self) -> int:
         if self.fd is not None:

@@ -18,46 +18,18 @@ from typing import Any
 from google.protobuf import text_format
 
 from butlerd._events import BinaryContent, Bundle, DatagramContent, TextContent
+from butlerd._goflags import go_duration
 from butlerd._nestedflags import FlagSet
 from wire.goquote import go_quote
 from butlerd._sizer import bundle_size
 from butlerd.outputs import OutputFactory
 from butlerd.outputs.base import Output, OutputConfig, OutputStats
 
-__all__ = ["LogOutput", "LogFactory", "go_duration", "DEFAULT_BUNDLE_SIZE"]
+__all__ = ["LogOutput", "LogFactory", "DEFAULT_BUNDLE_SIZE"]
 
 DEFAULT_BUNDLE_SIZE = 1024 * 1024
 
 logger = logging.getLogger("butlerd.outputs.log")
-
-
-def go_duration(ns: int) -> str:
-    """Go ``time.Duration.String``: ``0s``, ``1.5µs``, ``250ms``, ``1h2m3.5s``."""
-    u = abs(ns)
-    if u < 1_000_000_000:
-        if u == 0:
-            return "0s"
-        if u < 1_000:
-            s = f"{u}ns"
-        elif u < 1_000_000:
-            s = _frac(u, 3) + "\u00b5s"
-        else:
-            s = _frac(u, 6) + "ms"
-    else:
-        secs, rest = divmod(u, 1_000_000_000)
-        s = _frac(secs % 60 * 1_000_000_000 + rest, 9) + "s"
-        minutes = secs // 60
-        if minutes:
-            s = f"{minutes % 60}m{s}"
-            if minutes // 60:
-                s = f"{minutes // 60}h{s}"
-    return "-" + s if ns < 0 else s
-
-
-def _frac(v: int, prec: int) -> str:
-    whole, part = divmod(v, 10**prec)
-    digits = f"{part:0{prec}d}".rstrip("0")
-    return f"{whole}.{digits}" if digits else str(whole)
 
 
 def _with_fields(message: str, fields: dict[str, str]) -> str:

@@ -59,6 +59,7 @@ from butlerd.outputs.pubsub import (
     validate_topic,
 )
 from wire.goquote import go_quote
+from wire.types import OP_NONCE_LENGTH
 
 __all__ = [
     "LogDogFactory",
@@ -72,7 +73,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 #: 32 random bytes per registration (Go types.OpNonceLength).
-OP_NONCE_LENGTH = 32
 #: Go CLI: ``RPCTimeout: 30 * time.Second`` (registration attempts and publishes).
 RPC_TIMEOUT = 30.0
 #: Go ``retry.Default`` around the registration call.

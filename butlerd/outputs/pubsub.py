@@ -44,13 +44,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from wire import butlerproto
-
 from butlerd._events import Bundle
 from butlerd._nestedflags import FlagSet
 from butlerd._proto import bundle_to_proto
 from butlerd.outputs import OutputConfigError, OutputFactory
 from butlerd.outputs.base import Output, OutputConfig, OutputStats, logdog_env
+from wire import butlerproto
+from wire.types import PREFIX_SECRET_LENGTH as SECRET_LENGTH
 
 __all__ = [
     "Backoff",
@@ -67,7 +67,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 #: The collector rejects any other secret length (Go types.PrefixSecretLength).
-SECRET_LENGTH = 36
 #: Go ``gcps.MaxPublishRequestBytes / 2``: the bundler's byte budget.
 MAX_SIZE = 5_000_000
 #: Go ``MaxSendBundles``.
