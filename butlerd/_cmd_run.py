@@ -54,6 +54,7 @@ from butlerd._goflags import FlagSet, parse_map_item
 from butlerd._nestedflags import FlagSet as NestedFlagSet
 from butlerd._server import MAX_SOCKET_PATH, StreamServer, bind_unix_socket
 from wire.descriptor import StreamDescriptor
+from wire.goquote import go_json_string
 from wire.types import CONTENT_TYPE_TEXT, StreamType, make_stream_name, validate_stream_name
 
 log = logging.getLogger("butlerd.run")
@@ -181,7 +182,6 @@ def load_json_args(path: str) -> list[str]:
 
 def format_result(return_code: int, command: list[str]) -> str:
     """The ``-result-path`` document, byte for byte as Go's json.Encoder writes it."""
-    from butlerd.outputs.directory import go_json_string
 
     parts = f'{{"return_code":{return_code}'
     if command:

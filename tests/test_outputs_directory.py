@@ -18,7 +18,8 @@ from butlerd._events import (
     TextContent,
 )
 from butlerd.outputs import OutputConfig, OutputConfigError, OutputFlagError, create_output
-from butlerd.outputs.directory import DirectoryOutput, descriptor_json, go_json_string
+from butlerd.outputs.directory import DirectoryOutput, descriptor_json
+from wire.goquote import go_json_string
 from wire.descriptor import StreamDescriptor
 from wire.types import StreamType
 

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 import construct
 
 from wire.descriptor import StreamDescriptor
+from wire.goquote import go_json_string
 from wire.timefmt import GO_ZERO_TIME_NS, TimeFormatError, format_rfc3339nano, parse_rfc3339
 from wire.types import StreamType, default_content_type, stream_name_error, tag_error
 from wire.varint import VarintOverflowError, decode_uvarint
@@ -378,44 +379,6 @@ def _tags(value: object) -> dict[str, str]:
 
 
 # --- encoding -------------------------------------------------------------------------
-
-
-def go_json_string(s: str) -> str:
-    """A JSON string literal exactly as Go's ``json.Marshal`` writes it.
-
-    HTML-escapes ``< > &``, escapes U+2028/U+2029, uses ``\\b \\f \\n \\r \\t``
-    and ``\\u00XX`` for other control bytes, and keeps other non-ASCII raw.
-    Invalid bytes (surrogate-escaped) become ``\\ufffd``.
-    """
-    out = ['"']
-    for ch in s:
-        c = ord(ch)
-        if c < 0x80:
-            if ch == '"' or ch == "\\":
-                out.append("\\" + ch)
-            elif c >= 0x20 and ch not in "<>&":
-                out.append(ch)
-            elif ch == "\b":
-                out.append("\\b")
-            elif ch == "\f":
-                out.append("\\f")
-            elif ch == "\n":
-                out.append("\\n")
-            elif ch == "\r":
-                out.append("\\r")
-            elif ch == "\t":
-                out.append("\\t")
-            else:
-                out.append(f"\\u00{c:02x}")
-        elif c == 0x2028 or c == 0x2029:
-            out.append(f"\\u{c:04x}")
-        elif 0xD800 <= c <= 0xDFFF:
-            # One invalid byte if surrogate-escaped, else Go sees 3 invalid bytes.
-            out.append("\\ufffd" if 0xDC80 <= c <= 0xDCFF else "\\ufffd" * 3)
-        else:
-            out.append(ch)
-    out.append('"')
-    return "".join(out)
 
 
 def encode_flags(flags: StreamFlags) -> bytes:

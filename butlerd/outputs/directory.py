@@ -26,10 +26,10 @@ from __future__ import annotations
 
 import os
 import posixpath
-import re
 from typing import Any
 
 from wire.descriptor import StreamDescriptor
+from wire.goquote import go_json_string
 from wire.timefmt import format_proto_json_timestamp
 from wire.types import StreamType
 
@@ -45,45 +45,9 @@ from butlerd._nestedflags import FlagSet
 from butlerd.outputs import OutputConfigError, OutputFactory
 from butlerd.outputs.base import Output, OutputConfig, OutputStats
 
-__all__ = ["DirectoryOutput", "DirectoryFactory", "descriptor_json", "go_json_string"]
+__all__ = ["DirectoryOutput", "DirectoryFactory", "descriptor_json"]
 
 _DIR_MODE = 0o750
-
-# --- Go encoding/json strings --------------------------------------------------
-
-_GO_ESCAPES = {
-    '"': '\\"',
-    "\\": "\\\\",
-    "\b": "\\b",
-    "\f": "\\f",
-    "\n": "\\n",
-    "\r": "\\r",
-    "\t": "\\t",
-    "<": "\\u003c",
-    ">": "\\u003e",
-    "&": "\\u0026",
-    "\u2028": "\\u2028",
-    "\u2029": "\\u2029",
-}
-# Lone surrogates can only come from undecodable input; Go would have turned
-# the bytes into U+FFFD.
-_GO_ESCAPE_RE = re.compile('["\\\\\x00-\x1f<>&\u2028\u2029\ud800-\udfff]')
-
-
-def _escape(m: re.Match[str]) -> str:
-    c = m.group()
-    esc = _GO_ESCAPES.get(c)
-    if esc is not None:
-        return esc
-    if c >= "\ud800":
-        return "\\ufffd"
-    return f"\\u{ord(c):04x}"
-
-
-def go_json_string(s: str) -> str:
-    """Go ``json.Marshal(string)``: HTML-safe escapes, other non-ASCII raw."""
-    return '"' + _GO_ESCAPE_RE.sub(_escape, s) + '"'
-
 
 def descriptor_json(desc: StreamDescriptor) -> str:
     """The descriptor as the Go directory output writes ``.meta.<leaf>``
