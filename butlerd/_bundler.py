@@ -176,6 +176,10 @@ class BundlerStream:
         #: Bytes dropped because they could never become an entry.
         self.dropped_bytes = 0
 
+    def _drop(self, n: int) -> None:
+        self.dropped_bytes += n
+        self._bundler.dropped_bytes += n
+
     @property
     def buffered(self) -> int:
         return len(self.buffer)
@@ -213,7 +217,7 @@ class BundlerStream:
                     log.warning("stream %r: %s; ending the stream", self.desc.name, e)
                     self.error = e
                     self.closed = True
-                    self.dropped_bytes += len(self.buffer)
+                    self._drop(len(self.buffer))
                     self.buffer.clear()
                     break
                 if parsed is None:
@@ -226,7 +230,7 @@ class BundlerStream:
                             self.desc.name,
                             len(self.buffer),
                         )
-                        self.dropped_bytes += len(self.buffer)
+                        self._drop(len(self.buffer))
                         self.buffer.clear()
                     break
                 ts, sequence, content = parsed
@@ -279,6 +283,8 @@ class Bundler:
         self._oldest_content_ns: int | None = None
         self.flushing = False
         self.finished = False
+        #: Bytes of all streams dropped because they could never become entries.
+        self.dropped_bytes = 0
 
     @property
     def streams(self) -> dict[str, BundlerStream]:

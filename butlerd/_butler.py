@@ -76,6 +76,7 @@ class StreamWriter:
         """Take bytes read from the client, stamped with the time of reading."""
         now = self._butler.clock()
         n = len(data)
+        self._butler.bytes_received += n
         if not self._truncated and self._total + n <= self._limit:
             self._total += n
             self._stream.append(data, now)
@@ -110,6 +111,7 @@ class StreamWriter:
         if self._closed:
             return
         self._closed = True
+        self._butler.streams_closed += 1
         if self._truncated and self._stream.desc.stream_type == StreamType.TEXT:
             summary = (
                 f"\n*** LOG TRUNCATED: Log stream exceeded LogDog's {self._limit}-byte limit,"
@@ -145,11 +147,25 @@ class Butler:
         self.closing = False
         self.bundles_sent = 0
         self.send_errors = 0
+        # Counts for status lines and session results.
+        self.bytes_received = 0
+        self.streams_opened = 0
+        self.streams_closed = 0
+        self.streams_refused = 0
 
     # -- streams ------------------------------------------------------------------
 
     def add_stream(self, desc: StreamDescriptor) -> StreamWriter:
         """Register a stream from a decoded handshake, as Go's AddStream does."""
+        try:
+            writer = self._add_stream(desc)
+        except StreamRejected:
+            self.streams_refused += 1
+            raise
+        self.streams_opened += 1
+        return writer
+
+    def _add_stream(self, desc: StreamDescriptor) -> StreamWriter:
         if self.closing:
             raise StreamRejected("the butler is shutting down")
         if desc.timestamp_ns is None:
@@ -169,7 +185,13 @@ class Butler:
 
     @property
     def open_streams(self) -> int:
+        """Streams whose data is not all bundled yet (still reading, or flushing)."""
         return len(self.bundler.streams)
+
+    @property
+    def reading_streams(self) -> int:
+        """Streams whose client has not closed yet."""
+        return self.streams_opened - self.streams_closed
 
     def wake(self) -> None:
         self._wake.set()

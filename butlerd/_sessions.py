@@ -43,11 +43,10 @@ from typing import Any
 
 from butlerd import _systemd
 from butlerd._app import EXIT_RUNTIME, CommandError, build_output
-from butlerd._butler import Butler, StreamRejected, StreamWriter
+from butlerd._butler import Butler
 from butlerd._goflags import FlagSet
 from butlerd._server import StreamServer, bind_unix_socket, check_socket_path, peer_credentials
 from butlerd.outputs.base import Output, OutputConfig
-from wire.descriptor import StreamDescriptor
 from wire.timefmt import format_rfc3339nano
 from wire.types import validate_project_name, validate_stream_name, validate_tag
 
@@ -76,41 +75,12 @@ async def _close_quietly(output: Output) -> None:
 # --- one session ------------------------------------------------------------------------------
 
 
-class _CountingWriter(StreamWriter):
-    """A StreamWriter that also counts the bytes the session received."""
-
-    __slots__ = ("_session",)
-
-    def __init__(self, butler: Butler, writer: StreamWriter, session: Session) -> None:
-        super().__init__(butler, writer.stream)
-        self._session = session
-
-    def feed(self, data: bytes) -> None:
-        self._session.bytes_received += len(data)
-        super().feed(data)
-
-
-class _SessionButler(Butler):
-    """A Butler that remembers its streams for the session's counts."""
-
-    session: Session
-
-    def add_stream(self, desc: StreamDescriptor) -> StreamWriter:
-        try:
-            writer = super().add_stream(desc)
-        except StreamRejected:
-            self.session.streams_refused += 1
-            raise
-        self.session.streams.append(writer.stream)
-        return _CountingWriter(self, writer, self.session)
-
-
 class Session:
     """One build's stream socket, Butler and output."""
 
     def __init__(self, sid: str, *, project: str, prefix: str, coordinator_host: str,
                  tags: dict[str, str], output_spec: str, output: Output, socket_path: str,
-                 butler: _SessionButler, server: StreamServer) -> None:
+                 butler: Butler, server: StreamServer) -> None:
         self.id = sid
         self.project = project
         self.prefix = prefix
@@ -122,15 +92,12 @@ class Session:
         self.butler = butler
         self.server = server
         self.created_ns = time.time_ns()
-        self.streams: list[Any] = []  # BundlerStream of every stream ever opened
-        self.bytes_received = 0
-        self.streams_refused = 0  # bad or duplicate handshakes, or after close began
         self.state = "open"
         self._closing: asyncio.Task[dict[str, Any]] | None = None
 
     @property
     def open_streams(self) -> int:
-        return sum(1 for s in self.streams if not s.closed)
+        return self.butler.reading_streams
 
     def env(self) -> dict[str, str]:
         """The environment a build's processes need to log into this session."""
@@ -152,10 +119,10 @@ class Session:
             "output": self.output_spec,
             "socket": self.socket_path,
             "created": format_rfc3339nano(self.created_ns),
-            "streams": len(self.streams),
+            "streams": self.butler.streams_opened,
             "open_streams": self.open_streams,
-            "streams_refused": self.streams_refused,
-            "bytes": self.bytes_received,
+            "streams_refused": self.butler.streams_refused,
+            "bytes": self.butler.bytes_received,
             "bundles_sent": self.butler.bundles_sent,
             "env": self.env(),
         }
@@ -191,15 +158,15 @@ class Session:
         self.state = "closed"
         stats = self.output.stats()
         undelivered = self.output.undelivered
-        dropped = sum(s.dropped_bytes for s in self.streams)
+        dropped = self.butler.bundler.dropped_bytes
         result = {
             "id": self.id,
             "complete": not (cut or undelivered or self.butler.send_errors or dropped
-                             or close_error or self.streams_refused),
-            "streams": len(self.streams),
-            "streams_refused": self.streams_refused,
+                             or close_error or self.butler.streams_refused),
+            "streams": self.butler.streams_opened,
+            "streams_refused": self.butler.streams_refused,
             "streams_cut": cut,
-            "bytes": self.bytes_received,
+            "bytes": self.butler.bytes_received,
             "dropped_bytes": dropped,
             "bundles_sent": self.butler.bundles_sent,
             "send_errors": self.butler.send_errors,
@@ -303,12 +270,11 @@ class SessionManager:
         except (OSError, ValueError) as e:
             await _close_quietly(out)
             raise SessionError(f"cannot listen on {path}: {e}") from None
-        butler = _SessionButler(out, max_buffer_delay_ns=self.max_buffer_delay_ns, global_tags=tags)
+        butler = Butler(out, max_buffer_delay_ns=self.max_buffer_delay_ns, global_tags=tags)
         server = StreamServer(butler, handshake_timeout=self.handshake_timeout)
         session = Session(sid, project=project, prefix=prefix, coordinator_host=coordinator_host,
                           tags=tags, output_spec=spec, output=out, socket_path=path,
                           butler=butler, server=server)
-        butler.session = session
         butler.start()
         await server.listen(sock, remove_on_close=path)
         self.sessions[sid] = session
@@ -345,8 +311,8 @@ class SessionManager:
         return {
             "sessions": len(sessions),
             "open_streams": sum(s.open_streams for s in sessions),
-            "streams": sum(len(s.streams) for s in sessions),
-            "bytes": sum(s.bytes_received for s in sessions),
+            "streams": sum(s.butler.streams_opened for s in sessions),
+            "bytes": sum(s.butler.bytes_received for s in sessions),
             "bundles_sent": sum(s.butler.bundles_sent for s in sessions),
         }
 
