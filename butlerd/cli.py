@@ -37,6 +37,7 @@ from butlerd._app import (
 from butlerd._butler import Butler
 from butlerd._goflags import FlagError, FlagSet
 from butlerd._server import StreamServer, bind_unix_socket, check_socket_path
+from butlerd.outputs.base import Output
 
 log = logging.getLogger("butlerd")
 
@@ -91,8 +92,8 @@ async def serve(opts: GlobalOptions, values: dict[str, Any]) -> int:
     return await run_server(opts, output, sockets, announce=f"unix:{path}", service=service)
 
 
-async def run_server(opts: GlobalOptions, output: Any, sockets: list[tuple[Any, str | None]],
-                     announce: str | None = None, service: Any = None) -> int:
+async def run_server(opts: GlobalOptions, output: Output, sockets: list[tuple[Any, str | None]],
+                     announce: str, service: _sessions.Service) -> int:
     """Serve streams on ``sockets`` until a signal, then drain, flush and close."""
     signals = Signals()
     signals.install()
@@ -101,15 +102,15 @@ async def run_server(opts: GlobalOptions, output: Any, sockets: list[tuple[Any, 
     server = StreamServer(butler, handshake_timeout=opts.handshake_timeout_s)
     for sock, remove in sockets:
         await server.listen(sock, remove_on_close=remove)
-    if announce:
-        print(f"export LOGDOG_STREAM_SERVER_PATH={announce}", flush=True)
-        log.info("serving streams on %s", announce)
-    if service is not None:  # sessions, READY=1, watchdog; then drain them with ours
-        await service.start(butler, server)
-        await signals.event.wait()
-        return await service.stop(shutdown(opts, butler, server, output))
+    try:
+        await service.start(butler, server)  # sessions, READY=1, watchdog
+    except BaseException:
+        await shutdown(opts, butler, server, output)  # release the socket and the output
+        raise
+    print(f"export LOGDOG_STREAM_SERVER_PATH={announce}", flush=True)
+    log.info("serving streams on %s", announce)
     await signals.event.wait()
-    return await shutdown(opts, butler, server, output)
+    return await service.stop(shutdown(opts, butler, server, output))
 
 
 # --- entry point ----------------------------------------------------------------------------

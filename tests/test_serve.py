@@ -330,3 +330,13 @@ def test_an_oversized_datagram_closes_its_connection_at_once(butlerd):
     s.close()
     assert d.stop() == 0
     assert "frame size exceeds maximum" in d.stderr()
+
+
+def test_a_control_socket_that_cannot_listen_leaves_nothing_behind(tmp_path):
+    sock = tmp_path / "butler.sock"
+    r = run_cli("-output", f"directory,path={tmp_path / 'out'}", "serve",
+                "-streamserver-uri", f"unix:{sock}",
+                "-control-socket", "/tmp/" + "c" * 110 + ".sock")
+    assert r.returncode == 250
+    assert b"path exceeds maximum length 104" in r.stderr
+    assert not sock.exists()
