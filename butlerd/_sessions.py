@@ -334,6 +334,9 @@ class ControlServer:
         self._server: asyncio.AbstractServer | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._path: str | None = None
+        self._busy = 0  # requests being handled or answered
+        self._idle = asyncio.Event()
+        self._idle.set()
 
     async def listen(self, sock: socket.socket, remove_on_close: str | None = None) -> None:
         self._server = await asyncio.start_unix_server(self._client, sock=sock,
@@ -351,6 +354,13 @@ class ControlServer:
             except FileNotFoundError:
                 pass
             self._path = None
+
+    async def finish_requests(self, timeout: float) -> None:
+        """Wait (up to ``timeout``) until requests in progress have been answered."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        except asyncio.TimeoutError:
+            log.warning("%d control request(s) still unanswered at exit", self._busy)
 
     def abort(self) -> None:
         """Drop connections still open at exit."""
@@ -373,8 +383,14 @@ class ControlServer:
                     return
                 if not line.strip():
                     continue
-                response = await self._handle(line, peer)
-                await self._reply(writer, response)
+                self._busy += 1
+                self._idle.clear()
+                try:
+                    await self._reply(writer, await self._handle(line, peer))
+                finally:
+                    self._busy -= 1
+                    if not self._busy:
+                        self._idle.set()
         except (ConnectionError, asyncio.CancelledError):
             pass
         finally:
@@ -560,7 +576,8 @@ class Service:
 
         try:
             code, _ = await asyncio.gather(shutdown, close_sessions())
-            await asyncio.sleep(0)  # let pending control replies be written
+            if self.control is not None:  # e.g. a runner's ``close`` gets its result
+                await self.control.finish_requests(timeout=5.0)
         finally:
             if self.control is not None:
                 self.control.abort()
