@@ -9,15 +9,20 @@ connection (the butler never writes back).
 
 from __future__ import annotations
 
+import io
+import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Generic, TypeVar
 
 from wire.handshake import StreamFlags, encode_handshake
 from wire.goquote import go_quote
 from wire.types import StreamType, construct, default_content_type, validate_stream_name, validate_tag
 
+from ._address import Address, parse_address
+from ._io import check_datagram_for_process, open_devnull
 from .errors import InvalidStreamError
 
 Timestamp = datetime | int
@@ -99,3 +104,49 @@ def render(
         except ValueError as e:
             raise InvalidStreamError(f"invalid stream descriptor: invalid tag {go_quote(k)}: {e}") from None
     return opts
+
+
+SW = TypeVar("SW")
+DW = TypeVar("DW")
+
+
+class ClientBase(Generic[SW, DW]):
+    """What the blocking and asyncio clients share; they differ only in how they connect and write.
+
+    Options are rendered when a stream is asked for, so a bad name fails at the
+    call; the "null" address hands out writers with no socket (or /dev/null
+    for a child process), built by the subclass's writer classes.
+    """
+
+    _stream_writer: Callable[[socket.socket | None, str, StreamType], SW]
+    _datagram_writer: Callable[[socket.socket | None, str], DW]
+
+    def __init__(self, address: str, namespace: str = "") -> None:
+        self._address: Address = parse_address(address)
+        self.namespace = namespace
+
+    @property
+    def address(self) -> str:
+        return self._address.uri
+
+    def _options(self, name: str, stream_type: StreamType, *, content_type: str | None,
+                 timestamp: Timestamp | None, tags: Mapping[str, str] | None, for_process: bool) -> StreamOptions:
+        opts = render(self.namespace, name, stream_type, content_type=content_type, timestamp=timestamp, tags=tags)
+        if stream_type == StreamType.DATAGRAM:
+            check_datagram_for_process(for_process)
+        return opts
+
+    def _null_stream(self, opts: StreamOptions, for_process: bool) -> SW | io.FileIO | None:
+        """The text/binary stream of a "null" address, or None when the address is real."""
+        if self._address.protocol != "null":
+            return None
+        return open_devnull() if for_process else self._stream_writer(None, opts.name, opts.stream_type)
+
+    def _null_datagram(self, opts: StreamOptions) -> DW | None:
+        """The datagram stream of a "null" address, or None when the address is real."""
+        if self._address.protocol != "null":
+            return None
+        return self._datagram_writer(None, opts.name)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._address.uri!r}, namespace={self.namespace!r})"

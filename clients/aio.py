@@ -6,7 +6,9 @@ awaited or entered with ``async with``. The connect runs in a worker thread:
 a non-blocking ``connect()`` on a Unix socket whose backlog is full fails with
 EAGAIN instead of waiting, which asyncio cannot recover from. Writes then use
 ``loop.sock_sendall`` under a per-stream lock so concurrent writers never
-interleave a datagram's header and body.
+interleave a datagram's header and body. ``close()`` during a write shuts the
+socket down (the write then fails) and leaves the close to the write, since
+the loop is still watching that descriptor.
 """
 
 from __future__ import annotations
@@ -19,9 +21,9 @@ from typing import Any, Generic, Self, TypeVar
 
 from wire.types import StreamType
 
-from ._address import Address, connect_error, dial_unix, handshake_error, parse_address
-from ._io import check_datagram_for_process, datagram_frame, open_devnull, socket_to_file, stream_bytes
-from ._options import StreamOptions, Timestamp, render
+from ._address import connect_error, dial_unix, handshake_error
+from ._io import datagram_frame, socket_to_file, stream_bytes
+from ._options import ClientBase, StreamOptions, Timestamp
 from .errors import StreamServerError
 
 T = TypeVar("T", bound="AsyncStreamWriter | AsyncDatagramWriter | io.FileIO")
@@ -54,6 +56,7 @@ class _AsyncWriter:
         self._sock = sock  # None: the "null" protocol
         self._lock = asyncio.Lock()
         self._closed = False
+        self._sending = False  # the loop is watching the socket for a write
         self.name = name
         """The full stream name (namespace applied), as the butler sees it."""
 
@@ -64,23 +67,46 @@ class _AsyncWriter:
             return
         loop = asyncio.get_running_loop()
         async with self._lock:
+            if self._closed:  # closed while this write waited for the previous one
+                raise ValueError("write to a closed stream")
+            self._sending = True
             try:
                 for chunk in chunks:
                     await loop.sock_sendall(self._sock, chunk)
             except BaseException:
                 # Cancelled or failed part-way: the butler may hold half a
                 # record, and anything sent after it would be misread.
-                self.close()
+                self._closed = True
                 raise
+            finally:
+                self._sending = False
+                if self._closed:
+                    self._sock.close()
 
     @property
     def closed(self) -> bool:
         return self._closed
 
     def close(self) -> None:
-        """End the stream (the butler sees EOF). Data already sent is not lost."""
+        """End the stream (the butler sees EOF). Data already sent is not lost.
+
+        A write still waiting for the butler to read fails at once (with the
+        `OSError` of a shut-down socket) instead of waiting forever.
+        """
         self._closed = True
-        if self._sock is not None:
+        if self._sock is None:
+            return
+        if self._sending:
+            # The loop still watches this descriptor for the pending write:
+            # closing it now would strand that write (no event ever comes)
+            # and leave the loop watching a number the kernel may reuse.
+            # Shutting the socket down wakes the write with EPIPE on both
+            # asyncio and uvloop; `_send` closes the socket once it is done.
+            try:
+                self._sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass  # already shut down by the peer
+        else:
             self._sock.close()
 
     async def __aenter__(self) -> Self:
@@ -113,12 +139,11 @@ class AsyncDatagramWriter(_AsyncWriter):
         await self._send(*datagram_frame(data))
 
 
-class AsyncStreamClient:
+class AsyncStreamClient(ClientBase[AsyncStreamWriter, AsyncDatagramWriter]):
     """`StreamClient` for asyncio code: same addresses, names, options and bytes."""
 
-    def __init__(self, address: str, namespace: str = "") -> None:
-        self._address: Address = parse_address(address)
-        self.namespace = namespace
+    _stream_writer = AsyncStreamWriter
+    _datagram_writer = AsyncDatagramWriter
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> AsyncStreamClient:
@@ -127,46 +152,41 @@ class AsyncStreamClient:
 
         return Bootstrap.from_env(env).async_client
 
-    @property
-    def address(self) -> str:
-        return self._address.uri
-
     def text(self, name: str, *, content_type: str | None = None, timestamp: Timestamp | None = None,
              tags: Mapping[str, str] | None = None, for_process: bool = False) -> Opening[AsyncStreamWriter | io.FileIO]:
         """Open a text stream: ``async with client.text("x") as w: await w.write("hi\\n")``.
 
         ``for_process=True`` yields a plain file for a child's stdout, as in `StreamClient.text`.
         """
-        opts = render(self.namespace, name, StreamType.TEXT,
-                      content_type=content_type, timestamp=timestamp, tags=tags)
+        opts = self._options(name, StreamType.TEXT, content_type=content_type, timestamp=timestamp,
+                             tags=tags, for_process=for_process)
         return Opening(lambda: self._open_stream(name, opts, for_process))
 
     def binary(self, name: str, *, content_type: str | None = None, timestamp: Timestamp | None = None,
                tags: Mapping[str, str] | None = None, for_process: bool = False) -> Opening[AsyncStreamWriter | io.FileIO]:
         """Open a binary stream."""
-        opts = render(self.namespace, name, StreamType.BINARY,
-                      content_type=content_type, timestamp=timestamp, tags=tags)
+        opts = self._options(name, StreamType.BINARY, content_type=content_type, timestamp=timestamp,
+                             tags=tags, for_process=for_process)
         return Opening(lambda: self._open_stream(name, opts, for_process))
 
     def datagram(self, name: str, *, content_type: str | None = None, timestamp: Timestamp | None = None,
                  tags: Mapping[str, str] | None = None, for_process: bool = False) -> Opening[AsyncDatagramWriter]:
         """Open a datagram stream; ``for_process`` is refused, as in Go."""
-        opts = render(self.namespace, name, StreamType.DATAGRAM,
-                      content_type=content_type, timestamp=timestamp, tags=tags)
-        check_datagram_for_process(for_process)
+        opts = self._options(name, StreamType.DATAGRAM, content_type=content_type, timestamp=timestamp,
+                             tags=tags, for_process=for_process)
         return Opening(lambda: self._open_datagram(name, opts))
 
     async def _open_stream(self, name: str, opts: StreamOptions, for_process: bool) -> AsyncStreamWriter | io.FileIO:
-        if self._address.protocol == "null":
-            return open_devnull() if for_process else AsyncStreamWriter(None, opts.name, opts.stream_type)
+        if (null := self._null_stream(opts, for_process)) is not None:
+            return null
         sock = await self._connect("stream", name, opts)
         if for_process:
             return socket_to_file(sock)
         return AsyncStreamWriter(sock, opts.name, opts.stream_type)
 
     async def _open_datagram(self, name: str, opts: StreamOptions) -> AsyncDatagramWriter:
-        if self._address.protocol == "null":
-            return AsyncDatagramWriter(None, opts.name)
+        if (null := self._null_datagram(opts)) is not None:
+            return null
         return AsyncDatagramWriter(await self._connect("datagram stream", name, opts), opts.name)
 
     async def _connect(self, kind: str, name: str, opts: StreamOptions) -> socket.socket:
@@ -189,9 +209,6 @@ class AsyncStreamClient:
             sock.close()
             raise
         return sock
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self._address.uri!r}, namespace={self.namespace!r})"
 
 
 def _close_result(fut: asyncio.Future[socket.socket]) -> None:

@@ -4,7 +4,7 @@ Goals: send exactly the bytes the Go ``streamclient`` sends, fail on bad names
 before connecting (the butler never answers, so a rejected stream is otherwise
 invisible), and hand a child process a plain file descriptor when asked.
 
-Plan: `StreamClient` resolves options (``_options.render``), dials
+Plan: `StreamClient` resolves options (``_options.ClientBase``), dials
 (``_address.dial_unix``), writes the handshake, and wraps the socket in a
 writer. The writers add no buffering: each ``write`` is on the wire when it
 returns, so nothing is lost if the process dies right after.
@@ -15,24 +15,53 @@ from __future__ import annotations
 import io
 import socket
 from collections.abc import Mapping
-from typing import Literal, overload
+from typing import Literal, Self, overload
 
 from wire.types import StreamType
 
-from ._address import Address, connect_error, dial_unix, handshake_error, parse_address
-from ._io import check_datagram_for_process, datagram_frame, open_devnull, socket_to_file, stream_bytes
-from ._options import StreamOptions, Timestamp, render
+from ._address import connect_error, dial_unix, handshake_error
+from ._io import datagram_frame, socket_to_file, stream_bytes
+from ._options import ClientBase, StreamOptions, Timestamp
 from .errors import StreamServerError
 
 
-class StreamWriter:
-    """A text or binary stream. ``write`` sends immediately; closing ends the stream."""
+class _Writer:
+    """What both writers share: the socket (None for "null"), the name, and closing."""
 
-    def __init__(self, sock: socket.socket | None, name: str, stream_type: StreamType) -> None:
+    def __init__(self, sock: socket.socket | None, name: str) -> None:
         self._sock = sock  # None: the "null" protocol, everything is discarded
         self._closed = False
         self.name = name
         """The full stream name (namespace applied), as the butler sees it."""
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        """End the stream (the butler sees EOF). Safe to call twice."""
+        self._closed = True
+        if self._sock is not None:
+            self._sock.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _kind(self) -> str:
+        return ""
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r}{self._kind()}{' closed' if self._closed else ''}>"
+
+
+class StreamWriter(_Writer):
+    """A text or binary stream. ``write`` sends immediately; closing ends the stream."""
+
+    def __init__(self, sock: socket.socket | None, name: str, stream_type: StreamType) -> None:
+        super().__init__(sock, name)
         self.stream_type = stream_type
 
     def write(self, data: bytes | bytearray | memoryview | str) -> int:
@@ -57,36 +86,15 @@ class StreamWriter:
             raise io.UnsupportedOperation("a null stream has no file descriptor")
         return self._sock.fileno()
 
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
     def writable(self) -> bool:
         return True
 
-    def close(self) -> None:
-        """End the stream (the butler sees EOF). Safe to call twice."""
-        self._closed = True
-        if self._sock is not None:
-            self._sock.close()
-
-    def __enter__(self) -> StreamWriter:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.name!r} {self.stream_type.name.lower()}{' closed' if self._closed else ''}>"
+    def _kind(self) -> str:
+        return f" {self.stream_type.name.lower()}"
 
 
-class DatagramWriter:
+class DatagramWriter(_Writer):
     """A datagram stream: each ``write_datagram`` is one record, framed with a uvarint length."""
-
-    def __init__(self, sock: socket.socket | None, name: str) -> None:
-        self._sock = sock
-        self._closed = False
-        self.name = name
 
     def write_datagram(self, data: bytes | bytearray | memoryview) -> None:
         """Send one datagram; its length goes first (uvarint), as Go's ``WriteDatagram`` does."""
@@ -97,35 +105,16 @@ class DatagramWriter:
             for piece in pieces:
                 self._sock.sendall(piece)
 
-    @property
-    def closed(self) -> bool:
-        return self._closed
 
-    def close(self) -> None:
-        self._closed = True
-        if self._sock is not None:
-            self._sock.close()
-
-    def __enter__(self) -> DatagramWriter:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.name!r}{' closed' if self._closed else ''}>"
-
-
-class StreamClient:
+class StreamClient(ClientBase[StreamWriter, DatagramWriter]):
     """Opens log streams on a butler's stream server.
 
     ``address`` is ``unix:/path/to/socket`` or ``null`` (discard everything);
     ``namespace`` is prepended to every stream name, as ``LOGDOG_NAMESPACE`` is.
     """
 
-    def __init__(self, address: str, namespace: str = "") -> None:
-        self._address: Address = parse_address(address)
-        self.namespace = namespace
+    _stream_writer = StreamWriter
+    _datagram_writer = DatagramWriter
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> StreamClient:
@@ -138,10 +127,6 @@ class StreamClient:
         from .bootstrap import Bootstrap
 
         return Bootstrap.from_env(env).client
-
-    @property
-    def address(self) -> str:
-        return self._address.uri
 
     @overload
     def text(self, name: str, *, content_type: str | None = ..., timestamp: Timestamp | None = ...,
@@ -158,8 +143,8 @@ class StreamClient:
         a child's stdout/stderr (``subprocess.Popen(..., stdout=f)``); close
         your copy once the child is started so the stream ends with the child.
         """
-        opts = render(self.namespace, name, StreamType.TEXT,
-                      content_type=content_type, timestamp=timestamp, tags=tags)
+        opts = self._options(name, StreamType.TEXT, content_type=content_type, timestamp=timestamp,
+                             tags=tags, for_process=for_process)
         return self._open_stream(name, opts, for_process)
 
     @overload
@@ -172,23 +157,22 @@ class StreamClient:
     def binary(self, name: str, *, content_type: str | None = None, timestamp: Timestamp | None = None,
                tags: Mapping[str, str] | None = None, for_process: bool = False) -> StreamWriter | io.FileIO:
         """Open a binary stream (bytes kept exactly, offset-addressed)."""
-        opts = render(self.namespace, name, StreamType.BINARY,
-                      content_type=content_type, timestamp=timestamp, tags=tags)
+        opts = self._options(name, StreamType.BINARY, content_type=content_type, timestamp=timestamp,
+                             tags=tags, for_process=for_process)
         return self._open_stream(name, opts, for_process)
 
     def datagram(self, name: str, *, content_type: str | None = None, timestamp: Timestamp | None = None,
                  tags: Mapping[str, str] | None = None, for_process: bool = False) -> DatagramWriter:
         """Open a datagram stream; ``for_process`` is refused (a child cannot frame records)."""
-        opts = render(self.namespace, name, StreamType.DATAGRAM,
-                      content_type=content_type, timestamp=timestamp, tags=tags)
-        check_datagram_for_process(for_process)
-        if self._address.protocol == "null":
-            return DatagramWriter(None, opts.name)
+        opts = self._options(name, StreamType.DATAGRAM, content_type=content_type, timestamp=timestamp,
+                             tags=tags, for_process=for_process)
+        if (null := self._null_datagram(opts)) is not None:
+            return null
         return DatagramWriter(self._connect("datagram stream", name, opts), opts.name)
 
     def _open_stream(self, name: str, opts: StreamOptions, for_process: bool) -> StreamWriter | io.FileIO:
-        if self._address.protocol == "null":
-            return open_devnull() if for_process else StreamWriter(None, opts.name, opts.stream_type)
+        if (null := self._null_stream(opts, for_process)) is not None:
+            return null
         sock = self._connect("stream", name, opts)
         if for_process:
             return socket_to_file(sock)
@@ -205,6 +189,3 @@ class StreamClient:
             sock.close()
             raise connect_error(kind, name, handshake_error(e)) from e
         return sock
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self._address.uri!r}, namespace={self.namespace!r})"

@@ -25,6 +25,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+import uvloop
 
 from clients import (
     AsyncStreamClient,
@@ -543,3 +544,23 @@ def test_async_cancelled_datagram_closes_the_stream_rather_than_corrupting_it(re
     asyncio.run(run())
     _, _, body = split_handshake(recorder.next())
     assert b"after" not in body and len(body) < 3 + len(big)
+
+
+@pytest.mark.parametrize("loop_factory", [asyncio.new_event_loop, uvloop.new_event_loop], ids=["asyncio", "uvloop"])
+def test_async_close_fails_a_write_the_butler_is_not_reading(idle_listener: socket.socket, loop_factory) -> None:
+    # The listener never accepts, so nothing reads: the write fills the socket buffers and waits.
+    async def run() -> None:
+        w = await AsyncStreamClient(f"unix:{idle_listener.getsockname()}").binary("b")
+        write = asyncio.create_task(w.write(bytes(64 * 1024 * 1024)))
+        await asyncio.sleep(0.05)
+        assert not write.done()
+        w.close()
+        await asyncio.wait({write}, timeout=5)  # without the fix the write waits forever
+        assert write.done(), "close() left a pending write waiting"
+        assert isinstance(write.exception(), OSError) and not isinstance(write.exception(), TimeoutError)
+        assert w.closed
+        with pytest.raises(ValueError, match="closed"):
+            await w.write(b"after")
+
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        runner.run(run())
