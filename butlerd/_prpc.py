@@ -11,7 +11,7 @@ The request (as Go's client builds it)::
     Accept: application/prpc; encoding=binary
     User-Agent: pRPC Client 1.5
     X-Prpc-Max-Response-Size: 33521664
-    X-Prpc-Grpc-Timeout: <remaining attempt time, e.g. 29999812u>   (with a timeout)
+    X-Prpc-Grpc-Timeout: <the attempt timeout, e.g. 30000000u>     (with a timeout)
     Authorization: Bearer <token>                                   (with credentials)
 
 Plain http only for a loopback host with an explicit port (Go
@@ -22,7 +22,9 @@ and attempt deadlines with Go's default client schedule: 1 s doubling, 5
 retries.
 
 HTTP runs in a worker thread (``http.client``): a registration happens
-once at startup, so a thread is simpler than an async HTTP stack.
+once at startup, so a thread is simpler than an async HTTP stack. The event
+loop holds each attempt to its deadline and shuts the socket down when it
+passes, so a trickling server cannot stretch an attempt.
 """
 
 from __future__ import annotations
@@ -30,9 +32,10 @@ from __future__ import annotations
 import asyncio
 import http.client
 import ipaddress
+import itertools
 import logging
 import socket
-import time
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import IntEnum
@@ -113,16 +116,18 @@ def _go_code_name(name: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class RetrySchedule:
-    """Go ``retry.ExponentialBackoff``: ``retries`` waits of ``delay`` doubling
-    up to ``max_delay`` (0 = no cap)."""
+    """Go ``retry.ExponentialBackoff`` (no jitter): waits of ``delay`` doubling
+    up to ``max_delay`` (0 = no cap); ``retries`` of them, or forever when None
+    (Go's negative ``Retries``)."""
 
     delay: float
-    retries: int
+    retries: int | None
     max_delay: float = 0.0
 
     def delays(self) -> Iterator[float]:
         d = self.delay
-        for _ in range(self.retries):
+        count = itertools.count() if self.retries is None else range(self.retries)
+        for _ in count:
             if self.max_delay and d > self.max_delay:
                 yield self.max_delay
             else:
@@ -199,7 +204,12 @@ class _Reply:
 
 
 class PrpcClient:
-    """Calls methods on one pRPC host."""
+    """Calls methods on one pRPC host.
+
+    ``close()`` (or leaving a ``with`` block) releases the HTTP session that
+    credentials refresh their tokens through: one per client, not one per
+    attempt.
+    """
 
     def __init__(
         self,
@@ -215,6 +225,20 @@ class PrpcClient:
         self.insecure = is_local_host(host) if insecure is None else insecure
         self.per_rpc_timeout = per_rpc_timeout
         self.retry = retry
+        self._auth_request: Any = None  # google.auth transport, made on first use
+        self._auth_lock = threading.Lock()  # attempts run in worker threads
+
+    def __enter__(self) -> PrpcClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        with self._auth_lock:
+            request, self._auth_request = self._auth_request, None
+        if request is not None:
+            request.session.close()
 
     @property
     def scheme(self) -> str:
@@ -229,7 +253,7 @@ class PrpcClient:
         delays = self.retry.delays()
         while True:
             try:
-                reply = await asyncio.to_thread(self._attempt, service, method, body)
+                reply = await self._attempt(service, method, body)
                 self._check_status(reply)
                 break
             except PrpcError as e:
@@ -260,36 +284,32 @@ class PrpcClient:
             headers["X-Prpc-Grpc-Timeout"] = encode_timeout(timeout)
         return headers
 
-    def _attempt(self, service: str, method: str, body: bytes) -> _Reply:
-        """One HTTP exchange (runs in a worker thread)."""
-        start = time.monotonic()
+    async def _attempt(self, service: str, method: str, body: bytes) -> _Reply:
+        """One attempt, bounded as a whole by ``per_rpc_timeout`` like Go's
+        attempt context (credentials included): a socket timeout alone bounds
+        each read, not the exchange."""
         timeout = self.per_rpc_timeout
-        url = self.url(service, method)
+        # Go sets the header from the whole per-RPC timeout, before credentials.
+        exchange = _Exchange(self, service, method, body, self.headers(timeout))
+        work = asyncio.to_thread(exchange.run)
+        if timeout is None:
+            return await work
         try:
-            headers = self.headers(timeout)
-            if self.credentials is not None:
+            return await asyncio.wait_for(work, timeout)
+        except TimeoutError:
+            exchange.abort()  # so the worker thread ends now too
+            raise PrpcError(
+                Code.DEADLINE_EXCEEDED, "prpc: attempt deadline exceeded: context deadline exceeded"
+            ) from None
+
+    def _auth_transport(self) -> Any:
+        """The google.auth transport credentials refresh through (worker thread)."""
+        with self._auth_lock:
+            if self._auth_request is None:
                 import google.auth.transport.requests
 
-                self.credentials.before_request(
-                    google.auth.transport.requests.Request(), "POST", url, headers
-                )
-        except Exception as e:
-            raise PrpcError(Code.INTERNAL, f"prpc: getting per-RPC credentials: {e}") from None
-        if timeout is not None:
-            headers["X-Prpc-Grpc-Timeout"] = encode_timeout(timeout - (time.monotonic() - start))
-        conn_type = http.client.HTTPConnection if self.insecure else http.client.HTTPSConnection
-        conn = conn_type(self.host, timeout=timeout)
-        try:
-            conn.request("POST", f"/prpc/{service}/{method}", body=body, headers=headers)
-            resp = conn.getresponse()
-            data = resp.read(MAX_RESPONSE_SIZE + 1)
-            return _Reply(resp.status, resp.headers, data)
-        except (socket.timeout, TimeoutError) as e:
-            raise PrpcError(Code.DEADLINE_EXCEEDED, f"prpc: attempt deadline exceeded: {e}") from None
-        except (OSError, http.client.HTTPException) as e:
-            raise PrpcError(Code.INTERNAL, f"prpc: sending request: {e}") from None
-        finally:
-            conn.close()
+                self._auth_request = google.auth.transport.requests.Request()
+            return self._auth_request
 
     @staticmethod
     def _check_status(reply: _Reply) -> None:
@@ -317,6 +337,66 @@ class PrpcClient:
             ) from None
         if code != Code.OK:
             raise PrpcError(code, message.removesuffix("\n"))
+
+
+class _Exchange:
+    """One HTTP exchange in a worker thread, which the event loop can cut
+    short at the attempt deadline."""
+
+    def __init__(
+        self, client: PrpcClient, service: str, method: str, body: bytes,
+        headers: dict[str, str],
+    ) -> None:
+        self.client = client
+        self.path = f"/prpc/{service}/{method}"
+        self.url = client.url(service, method)
+        self.body = body
+        self.headers = headers
+        self._lock = threading.Lock()
+        self._conn: http.client.HTTPConnection | None = None
+        self._aborted = False
+
+    def abort(self) -> None:
+        """Wake the worker thread from whatever socket call it is blocked in."""
+        with self._lock:
+            self._aborted = True
+            sock = self._conn.sock if self._conn is not None else None
+        if sock is not None:
+            try:
+                # The plain socket method: SSLSocket.shutdown would also drop
+                # its TLS state under the reading thread.
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def run(self) -> _Reply:
+        client = self.client
+        if client.credentials is not None:
+            try:
+                client.credentials.before_request(
+                    client._auth_transport(), "POST", self.url, self.headers
+                )
+            except Exception as e:
+                raise PrpcError(Code.INTERNAL, f"prpc: getting per-RPC credentials: {e}") from None
+        conn_type = http.client.HTTPConnection if client.insecure else http.client.HTTPSConnection
+        conn = conn_type(client.host, timeout=client.per_rpc_timeout)
+        try:
+            with self._lock:
+                self._conn = conn
+            conn.connect()
+            with self._lock:  # an abort() during connect may have missed the socket
+                if self._aborted:
+                    raise TimeoutError("aborted at the attempt deadline")
+            conn.request("POST", self.path, body=self.body, headers=self.headers)
+            resp = conn.getresponse()
+            data = resp.read(MAX_RESPONSE_SIZE + 1)
+            return _Reply(resp.status, resp.headers, data)
+        except (socket.timeout, TimeoutError) as e:
+            raise PrpcError(Code.DEADLINE_EXCEEDED, f"prpc: attempt deadline exceeded: {e}") from None
+        except (OSError, http.client.HTTPException) as e:
+            raise PrpcError(Code.INTERNAL, f"prpc: sending request: {e}") from None
+        finally:
+            conn.close()
 
 
 def _is_binary_media_type(value: str) -> bool:

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import http.server
+import socketserver
 import threading
+import time
 from dataclasses import dataclass, field
 
 import pytest
@@ -116,8 +118,7 @@ def test_register_request_is_what_go_sends(coordinator):
     assert headers["Content-Type"] == "application/prpc; encoding=binary"
     assert headers["Accept"] == "application/prpc; encoding=binary"
     assert headers["User-Agent"] == "pRPC Client 1.5"
-    timeout = headers["X-Prpc-Grpc-Timeout"]
-    assert timeout.endswith("u") and 29_000_000 < int(timeout[:-1]) <= 30_000_000
+    assert headers["X-Prpc-Grpc-Timeout"] == "30000000u"  # Go: the whole attempt timeout
     assert "Authorization" not in headers  # loopback Coordinator: no credentials
     req = coordinator.parsed()
     assert (req.project, req.prefix, req.realm) == ("proj", "bb/123", "")
@@ -225,6 +226,65 @@ def test_unreachable_coordinator_is_transient_then_fails():
                  client_retry=RetrySchedule(0.001, 1))
     with pytest.raises(RegistrationError, match="code = Internal desc = prpc: sending request"):
         asyncio.run(out.start())
+
+
+class FakeCredentials:
+    """Records the transport each token refresh would use."""
+
+    def __init__(self) -> None:
+        self.transports: list[object] = []
+        self.closed: list[bool] = []
+
+    def before_request(self, request, method, url, headers) -> None:
+        if not self.transports:
+            close = request.session.close
+            request.session.close = lambda: (self.closed.append(True), close())
+        self.transports.append(request)
+        headers["Authorization"] = "Bearer token"
+
+
+def test_credentials_use_one_http_session_per_client_and_close_it(coordinator):
+    coordinator.answers = [Answer(code=Code.UNAVAILABLE), ok()]
+    creds = FakeCredentials()
+    out = output(coordinator.host, credentials=creds)
+    asyncio.run(out.start())
+    assert [h["Authorization"] for _, h, _ in coordinator.requests] == ["Bearer token"] * 2
+    assert len(creds.transports) == 2 and creds.transports[0] is creds.transports[1]
+    assert creds.closed == [True]
+
+
+def test_attempt_deadline_bounds_the_whole_exchange():
+    # A server answering a byte at a time never trips a socket timeout; the
+    # attempt deadline (Go's per-RPC context) still ends the call, and the
+    # connection is dropped rather than left to a lingering thread.
+    body = ok().body
+    answer = (b"HTTP/1.1 200 OK\r\nX-Prpc-Grpc-Code: 0\r\n"
+              b"Content-Type: application/prpc; encoding=binary\r\n"
+              b"Content-Length: %d\r\n\r\n" % len(body)) + body
+    hung_up = threading.Event()
+
+    class Trickle(socketserver.BaseRequestHandler):
+        def handle(self) -> None:
+            self.request.recv(65536)
+            try:
+                for b in answer:
+                    self.request.sendall(bytes([b]))
+                    time.sleep(0.02)
+            except OSError:
+                hung_up.set()
+
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Trickle)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        out = output(f"127.0.0.1:{server.server_address[1]}", rpc_timeout=0.3,
+                     client_retry=RetrySchedule(0.001, 0))
+        with pytest.raises(RegistrationError,
+                           match="DeadlineExceeded desc = prpc: attempt deadline exceeded"):
+            asyncio.run(out.start())
+        assert hung_up.wait(10)
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def test_factory_flags(coordinator):

@@ -17,10 +17,11 @@ from google.api_core import exceptions as gexc
 
 from butlerd._events import Bundle, BundleEntry, LogEntry, TextContent
 from butlerd._proto import bundle_to_proto
+from butlerd._prpc import RetrySchedule
 from butlerd.outputs import OutputConfigError, create_output
 from butlerd.outputs.base import OutputConfig
 from butlerd.outputs.pubsub import (
-    Backoff,
+    PUBLISH_RETRY,
     PubSubOutput,
     UndeliveredError,
     validate_topic,
@@ -31,7 +32,7 @@ from wire.types import StreamType
 
 TOPIC = "projects/proj/topics/logs"
 SECRET = bytes(range(36))
-FAST = Backoff(0.001, 0.004)
+FAST = RetrySchedule(0.001, None, 0.004)
 
 
 def bundle(i: int = 0, text: bytes = b"hello\n") -> Bundle:
@@ -74,7 +75,7 @@ class FakePublisher:
 
 
 def output(pub: FakePublisher, **kw: Any) -> PubSubOutput:
-    kw.setdefault("backoff", FAST)
+    kw.setdefault("retry", FAST)
     return PubSubOutput(TOPIC, project="proj", prefix="pre/fix", secret=SECRET,
                         publisher=pub, **kw)
 
@@ -118,7 +119,10 @@ def test_big_bundle_is_compressed():
 
 
 def test_go_backoff_schedule():
-    assert list(itertools.islice(Backoff().delays(), 9)) == [0.5, 1, 2, 4, 8, 16, 30, 30, 30]
+    # 500 ms doubling to 30 s, and no retry limit.
+    delays = PUBLISH_RETRY.delays()
+    assert list(itertools.islice(delays, 9)) == [0.5, 1, 2, 4, 8, 16, 30, 30, 30]
+    assert list(itertools.islice(delays, 10_000))[-1] == 30
 
 
 def test_transient_errors_are_retried_until_delivered():

@@ -193,23 +193,24 @@ class LogDogOutput(Output):
         kwargs: dict[str, Any] = {}
         if self.client_retry is not None:
             kwargs["retry"] = self.client_retry
-        client = PrpcClient(self.host, credentials=credentials,
-                            per_rpc_timeout=self.rpc_timeout, **kwargs)
-        if client.insecure:
-            log.info("Detected localhost; enabling insecure RPC connection.")
-        req = self.request()
-        delays = self.register_retry.delays()
-        while True:
-            try:
-                return await client.call("logdog.Registration", "RegisterPrefix", req,
-                                         RegisterPrefixResponse())
-            except PrpcError as e:
-                delay = next(delays, None) if e.transient else None
-                if delay is None:
-                    log.error("Failed to register prefix with Coordinator service: %s", e)
-                    raise RegistrationError(str(e)) from None
-                log.warning("RegisterPrefix failed transiently (retry in %gs): %s", delay, e)
-                await asyncio.sleep(delay)
+        with PrpcClient(self.host, credentials=credentials,
+                        per_rpc_timeout=self.rpc_timeout, **kwargs) as client:
+            if client.insecure:
+                log.info("Detected localhost; enabling insecure RPC connection.")
+            req = self.request()
+            delays = self.register_retry.delays()
+            while True:
+                try:
+                    return await client.call("logdog.Registration", "RegisterPrefix", req,
+                                             RegisterPrefixResponse())
+                except PrpcError as e:
+                    delay = next(delays, None) if e.transient else None
+                    if delay is None:
+                        log.error("Failed to register prefix with Coordinator service: %s", e)
+                        raise RegistrationError(str(e)) from None
+                    log.warning("RegisterPrefix failed transiently (retry in %gs): %s",
+                                delay, e)
+                    await asyncio.sleep(delay)
 
     async def start(self) -> None:
         resp = await self.register()

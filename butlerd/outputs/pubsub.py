@@ -37,23 +37,23 @@ Pub/Sub; the CLI exits non-zero when it is not 0.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 from collections import deque
-from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 from butlerd._events import Bundle
 from butlerd._nestedflags import FlagSet
 from butlerd._proto import bundle_to_proto
+from butlerd._prpc import RetrySchedule
 from butlerd.outputs import OutputConfigError, OutputFactory
 from butlerd.outputs.base import Output, OutputConfig, OutputStats, logdog_env
 from wire import butlerproto
 from wire.types import PREFIX_SECRET_LENGTH as SECRET_LENGTH
 
 __all__ = [
-    "Backoff",
+    "PUBLISH_RETRY",
     "PubSubFactory",
     "PubSubOutput",
     "SECRET_LENGTH",
@@ -79,18 +79,8 @@ class UndeliveredError(RuntimeError):
     """The output gave up on a bundle at shutdown."""
 
 
-@dataclass(frozen=True, slots=True)
-class Backoff:
-    """Go ``retry.ExponentialBackoff`` without a retry limit (no jitter)."""
-
-    initial: float = 0.5
-    maximum: float = 30.0
-
-    def delays(self) -> Iterator[float]:
-        d = self.initial
-        while True:
-            yield min(d, self.maximum)
-            d *= 2
+#: Go's publish retry: 500 ms doubling to 30 s, for as long as the daemon runs.
+PUBLISH_RETRY = RetrySchedule(delay=0.5, retries=None, max_delay=30.0)
 
 
 class Publisher(Protocol):
@@ -201,7 +191,7 @@ class PubSubOutput(Output):
         publisher: Publisher | None = None,
         flush_timeout: float = 30.0,
         rpc_timeout: float | None = 30.0,
-        backoff: Backoff = Backoff(),
+        retry: RetrySchedule = PUBLISH_RETRY,
         compress: bool = True,
     ) -> None:
         validate_topic(topic)
@@ -214,7 +204,7 @@ class PubSubOutput(Output):
         self.secret = secret
         self.flush_timeout = flush_timeout
         self.rpc_timeout = rpc_timeout
-        self.backoff = backoff
+        self.retry = retry
         self.compress = compress
         self._publisher = publisher
         self._own_publisher = publisher is None
@@ -237,8 +227,7 @@ class PubSubOutput(Output):
         return self._stats.discarded_messages
 
     def stats(self) -> OutputStats:
-        s = self._stats
-        return OutputStats(s.sent_bytes, s.sent_messages, s.discarded_messages, s.errors, s.retries)
+        return dataclasses.replace(self._stats)
 
     def url_env(self) -> dict[str, str]:
         return logdog_env(self.host, self.project, self.prefix)
@@ -339,7 +328,7 @@ class PubSubOutput(Output):
     async def _deliver(self, data: bytes) -> None:
         """Publish until it succeeds, a permanent error, or cancellation at close."""
         assert self._publisher is not None
-        delays = self.backoff.delays()
+        delays = self.retry.delays()
         transient_errors = 0
         try:
             while True:
