@@ -12,19 +12,11 @@ from pathlib import Path
 import pytest
 
 from tests.daemon import Butlerd
-from tests.emulator import PubSubEmulator, skip_without_emulator
+from tests.emulator import skip_without_emulator
 from tests.test_logdog import SECRET, FakeCoordinator, ok
 from tests.test_pubsub_serve import Collected, check_streams, write_stream
 
 pytestmark = [pytest.mark.emulator, skip_without_emulator()]
-
-
-@pytest.fixture(scope="module")
-def emulator(tmp_path_factory):
-    emu = PubSubEmulator(tmp_path_factory.mktemp("emulator"))
-    emu.start()
-    yield emu
-    emu.stop()
 
 
 @pytest.fixture

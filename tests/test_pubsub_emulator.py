@@ -35,14 +35,6 @@ pytestmark = [pytest.mark.emulator, skip_without_emulator()]
 SECRET = b"0123456789abcdef0123456789abcdef0123"
 
 
-@pytest.fixture(scope="module")
-def emulator(tmp_path_factory):
-    emu = PubSubEmulator(tmp_path_factory.mktemp("emulator"))
-    emu.start()
-    yield emu
-    emu.stop()
-
-
 @pytest.fixture
 def emulator_env(emulator, monkeypatch):
     for k, v in emulator.env().items():

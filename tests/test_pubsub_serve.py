@@ -26,14 +26,6 @@ from wire.varint import encode_uvarint
 pytestmark = [pytest.mark.emulator, skip_without_emulator()]
 
 
-@pytest.fixture(scope="module")
-def emulator(tmp_path_factory):
-    emu = PubSubEmulator(tmp_path_factory.mktemp("emulator"))
-    emu.start()
-    yield emu
-    emu.stop()
-
-
 class Collected:
     """Pulled messages regrouped per stream, as the collector would see them."""
 

@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 
 from tests.daemon import Butlerd
-from tests.emulator import PubSubEmulator, skip_without_emulator
+from tests.emulator import skip_without_emulator
 from tests.test_pubsub_serve import write_stream
 from wire.varint import encode_uvarint
 
@@ -72,14 +72,6 @@ def tools() -> Tools:
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
     return Tools(BIN_DIR / "pubsubcheck", BIN_DIR / "fakecoord")
-
-
-@pytest.fixture(scope="module")
-def emulator(tmp_path_factory):
-    emu = PubSubEmulator(tmp_path_factory.mktemp("emulator"))
-    emu.start()
-    yield emu
-    emu.stop()
 
 
 def pubsubcheck(tools: Tools, messages: list[bytes], secret: bytes) -> dict:
